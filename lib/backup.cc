@@ -1,0 +1,452 @@
+#include "lib/backup.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "lib/compression.h"
+#include "lib/pack.h"
+#include "lib/restore.h"
+#include "lib/timefmt.h"
+
+namespace sqlbak {
+namespace {
+
+// Uncompressed bytes per block and per pack. Blocks are the unit of
+// compression (bigger compresses better, smaller wastes less on restore of a
+// single page); packs are the unit of storage and upload.
+constexpr size_t kBlockBytes = 256 * 1024;
+constexpr size_t kPackBytes = 16 * 1024 * 1024;
+
+struct DigestHash {
+  size_t operator()(const Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof h);  // already uniformly distributed
+    return h;
+  }
+};
+
+// A queue with a bound, so a fast producer waits for a slow consumer
+// instead of filling memory.
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity) {}
+  // False when the queue was closed.
+  bool push(T item) {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_full_.wait(lock, [&] { return closed_ || items_.size() < capacity_; });
+    if (closed_) return false;
+    items_.push_back(std::move(item));
+    not_empty_.notify_one();
+    return true;
+  }
+  // False when closed and drained.
+  bool pop(T* item) {
+    std::unique_lock<std::mutex> lock(mu_);
+    not_empty_.wait(lock, [&] { return closed_ || !items_.empty(); });
+    if (items_.empty()) return false;
+    *item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return true;
+  }
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<T> items_;
+  size_t capacity_;
+  bool closed_ = false;
+};
+
+struct Block {
+  uint32_t pack = 0;  // global pack number
+  std::string raw;
+  std::vector<Digest> hashes;
+  std::vector<uint32_t> lengths;
+  bool last_in_pack = false;
+};
+
+struct FinishedPack {
+  uint32_t pack = 0;
+  std::string bytes;
+  std::string index;
+};
+
+std::string hostname() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+
+}  // namespace
+
+// The pipeline of one target: dedup on the caller's thread, compression on one
+// thread, storage on another.
+class TargetWriter {
+ public:
+  TargetWriter(Repository* repo, KnownPages known, CompressionSettings compression)
+      : repo_(repo),
+        known_(std::move(known)),
+        codec_(codec_for(compression.algorithm)),
+        level_(compression.level),
+        next_pack_(static_cast<uint32_t>(known_.packs.size())),
+        blocks_(8),
+        packs_(1) {
+    compressor_ = std::thread([this] { compress_loop(); });
+    storer_ = std::thread([this] { store_loop(); });
+  }
+
+  ~TargetWriter() { shutdown(); }
+
+  Repository* repo() const { return repo_; }
+  Status status() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+  // Called on the step thread for every page the snapshot writes.
+  void add_page(uint32_t page, const uint8_t* data, uint32_t size, const Digest& hash) {
+    if (failed_.load()) return;
+    if (refs_.size() < page) refs_.resize(page);
+    if (const KnownPage* k = known_.find(hash)) {
+      refs_[page - 1] = PageRef{k->pack, k->entry};
+      return;
+    }
+    if (auto it = new_pages_.find(hash); it != new_pages_.end()) {
+      refs_[page - 1] = it->second;
+      return;
+    }
+    PageRef ref{next_pack_, entries_in_pack_++};
+    new_pages_.emplace(hash, ref);
+    refs_[page - 1] = ref;
+    ++new_page_count_;
+    block_.pack = next_pack_;
+    block_.raw.append(reinterpret_cast<const char*>(data), size);
+    block_.hashes.push_back(hash);
+    block_.lengths.push_back(size);
+    pack_raw_bytes_ += size;
+    if (pack_raw_bytes_ >= kPackBytes) {
+      submit_block(/*last_in_pack=*/true);
+    } else if (block_.raw.size() >= kBlockBytes) {
+      submit_block(false);
+    }
+  }
+
+  void truncate(uint32_t page_count) {
+    if (refs_.size() > page_count) refs_.resize(page_count);
+  }
+
+  // Flushes everything; returns the first error of the pipeline.
+  Status finish() {
+    if (!block_.raw.empty()) submit_block(true);
+    shutdown();
+    return status();
+  }
+
+  // After finish(): the manifest fields that this target determines.
+  Status fill_manifest(uint32_t page_count, Manifest* m) const {
+    std::vector<PageRef> refs = refs_;
+    refs.resize(page_count);
+    const uint32_t lock_byte_page = static_cast<uint32_t>(0x40000000ull / m->page_size) + 1;
+    // Map global pack numbers to the manifest's own list of the packs it uses.
+    std::unordered_map<uint32_t, uint32_t> remap;
+    bool reused = false;
+    for (uint32_t i = 0; i < refs.size(); ++i) {
+      PageRef& r = refs[i];
+      if (r.pack == PageRef::kNoPack) {
+        if (i + 1 == lock_byte_page) continue;
+        return Status::Internal("page " + std::to_string(i + 1) + " was never copied");
+      }
+      auto [it, inserted] = remap.emplace(r.pack, static_cast<uint32_t>(m->packs.size()));
+      if (inserted) {
+        if (r.pack < known_.packs.size()) {
+          m->packs.push_back(known_.packs[r.pack]);
+          reused = true;
+        } else {
+          m->packs.push_back(stored_packs_.at(r.pack));
+        }
+      }
+      r.pack = it->second;
+    }
+    m->runs = encode_page_runs(refs);
+    m->kind = reused ? "incremental" : "full";
+    m->stored_bytes = stored_bytes_;
+    m->new_pages = new_page_count_;
+    return Status::Ok();
+  }
+
+ private:
+  void submit_block(bool last_in_pack) {
+    block_.last_in_pack = last_in_pack;
+    if (!blocks_.push(std::move(block_))) failed_.store(true);
+    block_ = Block{};
+    if (last_in_pack) {
+      ++next_pack_;
+      entries_in_pack_ = 0;
+      pack_raw_bytes_ = 0;
+    }
+  }
+
+  void fail(const Status& st) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (error_.ok()) error_ = st;
+    }
+    failed_.store(true);
+    blocks_.close();
+    packs_.close();
+  }
+
+  void compress_loop() {
+    PackBuilder builder;
+    Block block;
+    std::string stored;
+    while (blocks_.pop(&block)) {
+      stored.clear();
+      Status st = compress_block(codec_, level_, block.raw, &stored);
+      if (!st.ok()) return fail(st);
+      builder.add_block(codec_, static_cast<uint32_t>(block.raw.size()), stored, block.hashes,
+                        block.lengths);
+      if (block.last_in_pack) {
+        FinishedPack fp;
+        fp.pack = block.pack;
+        fp.bytes = builder.finish(&fp.index);
+        builder = PackBuilder();
+        if (!packs_.push(std::move(fp))) return;
+      }
+    }
+    packs_.close();
+  }
+
+  void store_loop() {
+    FinishedPack fp;
+    while (packs_.pop(&fp)) {
+      const Digest id = sha256(fp.bytes);
+      // The pack first: an index must never name a pack that is not there.
+      Status st = repo_->store().put(Repository::pack_key(id), fp.bytes);
+      if (st.ok()) st = repo_->store().put(Repository::index_key(id), fp.index);
+      if (!st.ok()) return fail(st);
+      std::lock_guard<std::mutex> lock(mu_);
+      stored_packs_[fp.pack] = ManifestPack{id, fp.bytes.size(), sha256(fp.index), fp.index.size()};
+      stored_bytes_ += fp.bytes.size() + fp.index.size();
+    }
+  }
+
+  void shutdown() {
+    blocks_.close();
+    if (compressor_.joinable()) compressor_.join();
+    packs_.close();
+    if (storer_.joinable()) storer_.join();
+  }
+
+  Repository* repo_;
+  KnownPages known_;
+  BlockCodec codec_;
+  int level_;
+
+  // Step thread only.
+  std::vector<PageRef> refs_;
+  std::unordered_map<Digest, PageRef, DigestHash> new_pages_;
+  Block block_;
+  uint32_t next_pack_;
+  uint32_t entries_in_pack_ = 0;
+  size_t pack_raw_bytes_ = 0;
+  uint64_t new_page_count_ = 0;
+
+  BoundedQueue<Block> blocks_;
+  BoundedQueue<FinishedPack> packs_;
+  std::thread compressor_, storer_;
+  std::atomic<bool> failed_{false};
+
+  mutable std::mutex mu_;
+  Status error_;  // GUARDED_BY(mu_)
+  std::unordered_map<uint32_t, ManifestPack> stored_packs_;  // GUARDED_BY(mu_)
+  uint64_t stored_bytes_ = 0;                                // GUARDED_BY(mu_)
+};
+
+// Hashes each page once and hands it to every target still working.
+class FanOutSink : public PageSink {
+ public:
+  explicit FanOutSink(std::vector<TargetWriter*> writers) : writers_(std::move(writers)) {}
+  void set_page_size(uint32_t ps) { page_size_ = ps; }
+
+  Status write_pages(uint32_t first_page, const uint8_t* data, uint32_t count) override {
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint8_t* page = data + static_cast<size_t>(i) * page_size_;
+      const Digest hash = sha256(page, page_size_);
+      bool any_alive = false;
+      for (TargetWriter* w : writers_) {
+        if (!w->status().ok()) continue;
+        any_alive = true;
+        w->add_page(first_page + i, page, page_size_, hash);
+      }
+      if (!any_alive) return writers_.front()->status();
+    }
+    return Status::Ok();
+  }
+
+  void truncate(uint32_t page_count) override {
+    for (TargetWriter* w : writers_) w->truncate(page_count);
+  }
+
+ private:
+  std::vector<TargetWriter*> writers_;
+  uint32_t page_size_ = 0;
+};
+
+BackupJob::~BackupJob() {
+  if (reader_) reader_->close();
+  writers_.clear();  // joins the pipeline threads before the locks go
+}
+
+Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
+  if (request.targets.empty()) return Status::InvalidArgument("database '" + request.database.name + "' has no targets");
+  std::unique_ptr<BackupJob> job(new BackupJob());
+  job->request_ = std::move(request);
+  const DatabaseConfig& db = job->request_.database;
+  job->started_ms_ = job->request_.now_ms();
+  job->id_ = make_backup_id(job->started_ms_);
+
+  std::vector<TargetWriter*> raw_writers;
+  for (Repository* repo : job->request_.targets) {
+    auto lock = repo->lock_database(db.name);
+    if (!lock.ok())
+      return lock.status().WithContext("database '" + db.name + "'");
+    job->locks_.push_back(std::move(lock).value());
+    auto known = repo->load_known_pages();
+    if (!known.ok()) return known.status().WithContext(repo->describe());
+    job->writers_.push_back(std::make_unique<TargetWriter>(repo, std::move(known).value(),
+                                                           db.settings.compression));
+    raw_writers.push_back(job->writers_.back().get());
+  }
+  job->sink_ = std::make_unique<FanOutSink>(raw_writers);
+  auto reader = SnapshotReader::open(db.path, db.settings.step_pages, db.settings.busy_timeout,
+                                     job->sink_.get());
+  if (!reader.ok()) return reader.status().WithContext("database '" + db.name + "'");
+  job->reader_ = std::move(reader).value();
+  job->sink_->set_page_size(job->reader_->info().page_size);
+  return job;
+}
+
+Result<StepOutcome> BackupJob::step() {
+  auto outcome = reader_->step();
+  if (!outcome.ok()) return outcome.status().WithContext("database '" + request_.database.name + "'");
+  return outcome;
+}
+
+std::vector<TargetOutcome> BackupJob::finish() {
+  const DatabaseConfig& db = request_.database;
+  const SnapshotInfo info = reader_->info();
+  const VerifyMode verify = db.settings.verify;
+  std::vector<TargetOutcome> outcomes;
+
+  // In WAL mode the check reads the pinned snapshot while the pipeline drains.
+  Result<std::string> check = std::string("skipped");
+  if (verify != VerifyMode::kNone && info.wal) check = reader_->check(verify);
+  reader_->close();
+
+  for (auto& w : writers_) {
+    TargetOutcome out;
+    out.target = w->repo()->target_name();
+    out.status = w->finish();
+    Manifest& m = out.manifest;
+    m.id = id_;
+    m.database = db.name;
+    m.created_unix_ms = started_ms_;
+    m.created = format_iso_utc(started_ms_);
+    m.page_size = info.page_size;
+    m.page_count = info.page_count;
+    m.journal_mode = info.journal_mode;
+    m.sqlite_version = sqlite3_libversion();
+    m.source_path = db.path;
+    m.source_bytes = static_cast<uint64_t>(info.page_size) * info.page_count;
+    m.restarts = static_cast<uint32_t>(reader_->restarts());
+    m.compression = to_string(db.settings.compression.algorithm);
+    m.compression_level = db.settings.compression.level;
+    m.verify = to_string(verify);
+    m.step_pages = static_cast<uint32_t>(db.settings.step_pages);
+    m.host = hostname();
+    if (out.status.ok()) out.status = w->fill_manifest(info.page_count, &m);
+    outcomes.push_back(std::move(out));
+  }
+
+  // Rollback mode: nothing pins what was copied, so check the stored image.
+  if (verify != VerifyMode::kNone && !info.wal) {
+    check = Status::Internal("no target to check the image from");
+    for (const TargetOutcome& o : outcomes) {
+      if (!o.status.ok()) continue;
+      const Repository* repo = nullptr;
+      for (auto& w : writers_)
+        if (w->repo()->target_name() == o.target) repo = w->repo();
+      check = verify_backup(*repo, o.manifest, request_.scratch_dir, verify);
+      break;
+    }
+  }
+  const char* check_name = verify == VerifyMode::kQuick ? "quick_check" : "integrity_check";
+  for (TargetOutcome& o : outcomes) {
+    if (!o.status.ok()) {
+      o.status = o.status.WithContext("database '" + db.name + "' on target '" + o.target + "'");
+      continue;
+    }
+    if (!check.ok()) {
+      o.status = check.status().WithContext("database '" + db.name + "': " + check_name +
+                                            " of the backup image failed; backup not published");
+      continue;
+    }
+    if (*check != "ok" && *check != "skipped") {
+      o.status = Status::Corruption("database '" + db.name + "' failed " + check_name + ": " +
+                                    *check + "; backup not published");
+      continue;
+    }
+    o.manifest.verification = *check;
+    o.manifest.duration_ms = request_.now_ms() - started_ms_;
+    o.status = (*std::find_if(writers_.begin(), writers_.end(), [&](auto& w) {
+                  return w->repo()->target_name() == o.target;
+                }))->repo()->write_manifest(o.manifest);
+    if (!o.status.ok()) o.status = o.status.WithContext("database '" + db.name + "'");
+  }
+  return outcomes;
+}
+
+std::vector<TargetOutcome> run_backup(BackupRequest request,
+                                      const std::function<void(uint32_t, uint32_t)>& progress,
+                                      Status* start_error) {
+  auto job = BackupJob::start(std::move(request));
+  if (!job.ok()) {
+    *start_error = job.status();
+    return {};
+  }
+  *start_error = Status::Ok();
+  for (;;) {
+    auto outcome = (*job)->step();
+    if (!outcome.ok()) {
+      *start_error = outcome.status();
+      return {};
+    }
+    if (progress) progress((*job)->pages_done(), (*job)->pages_total());
+    if (outcome->state == StepState::kDone) break;
+    if (outcome->state == StepState::kRetryLater)
+      std::this_thread::sleep_for(std::chrono::milliseconds(outcome->retry_after_ms));
+  }
+  return (*job)->finish();
+}
+
+}  // namespace sqlbak

@@ -1,0 +1,54 @@
+// LocalObjectStore: an ObjectStore in a local directory.
+//
+// put() writes ROOT/tmp/<pid>-<random>, fsyncs it, renames it to its key and
+// fsyncs the directory, so a crash leaves either the old state or the new
+// object, never a partial one. Temporary files of dead processes are removed
+// when a lock is next taken.
+//
+// Locks are flock(2) locks on ROOT/locks/<name>.lock: the kernel drops them
+// when the holding process dies, so a crashed backup never blocks the next.
+// The lock file records the holder (host, pid, time) for the error message.
+//
+// The directory ROOT must exist; the store creates its sub-directories.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "lib/object_store.h"
+
+namespace sqlbak {
+
+class LocalObjectStore : public ObjectStore {
+ public:
+  // Checks that ROOT is an existing, writable directory. NAME is the target's
+  // name, used in messages.
+  static Result<std::unique_ptr<LocalObjectStore>> open(const std::string& name,
+                                                        const std::string& root,
+                                                        bool writable);
+
+  std::string describe() const override;
+  Status put(const std::string& key, std::string_view data) override;
+  Status get(const std::string& key, std::string* data) const override;
+  Status get_range(const std::string& key, uint64_t offset, uint64_t length,
+                   std::string* data) const override;
+  Result<bool> exists(const std::string& key) const override;
+  Result<std::vector<ObjectInfo>> list(const std::string& prefix) const override;
+  Status remove(const std::string& key) override;
+  Result<std::unique_ptr<StoreLock>> lock(const std::string& name) override;
+
+  const std::string& root() const { return root_; }
+
+ private:
+  LocalObjectStore(std::string name, std::string root)
+      : name_(std::move(name)), root_(std::move(root)) {}
+  std::string path_of(const std::string& key) const { return root_ + "/" + key; }
+  Status ensure_dir(const std::string& dir) const;
+  void remove_stale_temporaries() const;
+
+  std::string name_;
+  std::string root_;
+};
+
+}  // namespace sqlbak

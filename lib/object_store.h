@@ -1,0 +1,70 @@
+// ObjectStore: where a repository keeps its immutable objects. The local
+// directory target implements it (local_store.h); the S3 target will be a
+// second implementation. Nothing above this interface knows which one it uses.
+//
+// Keys are relative slash-separated names made of [A-Za-z0-9._/-] with no
+// "." or ".." segments ("packs/ab/abcd...", "manifests/shop/2026...json").
+// Objects are immutable: put() of an existing key replaces it atomically, but
+// the repository never does that except for identical content.
+//
+// Thread-safety: implementations are safe to call from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/status.h"
+
+namespace sqlbak {
+
+struct ObjectInfo {
+  std::string key;
+  uint64_t size = 0;
+};
+
+// Held while one process writes one database's backups to a target. Released
+// by the destructor; an implementation must also release it when its holder
+// dies (local: flock; S3: an expiry).
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // A human name for messages: "local target 'local' (/var/backups/sqlbak)".
+  virtual std::string describe() const = 0;
+
+  // Stores DATA under KEY atomically: readers see all of it or nothing, and it
+  // is durable when put() returns OK.
+  virtual Status put(const std::string& key, std::string_view data) = 0;
+
+  // Reads a whole object. kNotFound when absent.
+  virtual Status get(const std::string& key, std::string* data) const = 0;
+
+  // Reads LENGTH bytes at OFFSET; kCorruption when the object is shorter.
+  virtual Status get_range(const std::string& key, uint64_t offset, uint64_t length,
+                           std::string* data) const = 0;
+
+  virtual Result<bool> exists(const std::string& key) const = 0;
+
+  // Every object whose key starts with PREFIX, in no particular order.
+  virtual Result<std::vector<ObjectInfo>> list(const std::string& prefix) const = 0;
+
+  // Removes KEY; removing an absent key is OK.
+  virtual Status remove(const std::string& key) = 0;
+
+  // Takes the exclusive lock NAME without waiting. kLocked naming the holder
+  // (host, pid, since) when another process has it.
+  virtual Result<std::unique_ptr<StoreLock>> lock(const std::string& name) = 0;
+};
+
+// True when KEY is a well-formed object key (see above).
+bool is_valid_object_key(std::string_view key);
+
+}  // namespace sqlbak

@@ -1,0 +1,392 @@
+#include "lib/snapshot_reader.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+namespace sqlbak {
+namespace {
+
+// ---- The capture VFS: the destination "file" of the online backup. ----
+
+struct CaptureTarget {
+  PageSink* sink = nullptr;
+  uint32_t page_size = 0;
+  Status error;  // what the sink said when a write failed
+};
+
+std::mutex g_targets_mutex;
+std::map<std::string, CaptureTarget*>& capture_targets() {
+  static std::map<std::string, CaptureTarget*> targets;
+  return targets;
+}
+
+struct CaptureFile {
+  sqlite3_file base;  // first: SQLite casts between the two
+  CaptureTarget* target;  // nullptr for files other than the main database
+  std::string* page1;     // the last version of page 1, which the pager re-reads
+  sqlite3_int64 size;
+};
+
+int capture_close(sqlite3_file* f) {
+  auto* cf = reinterpret_cast<CaptureFile*>(f);
+  delete cf->page1;
+  cf->page1 = nullptr;
+  return SQLITE_OK;
+}
+
+int capture_read(sqlite3_file* f, void* buf, int amount, sqlite3_int64 offset) {
+  auto* cf = reinterpret_cast<CaptureFile*>(f);
+  std::memset(buf, 0, static_cast<size_t>(amount));
+  // Only page 1 is ever read for its content (the btree header); every other
+  // page the pager fetches is overwritten whole by the backup, so zeros do.
+  if (cf->page1 != nullptr && offset < static_cast<sqlite3_int64>(cf->page1->size())) {
+    size_t n = std::min(static_cast<size_t>(amount), cf->page1->size() - static_cast<size_t>(offset));
+    std::memcpy(buf, cf->page1->data() + offset, n);
+  }
+  if (offset + amount > cf->size) return SQLITE_IOERR_SHORT_READ;
+  return SQLITE_OK;
+}
+
+int capture_write(sqlite3_file* f, const void* buf, int amount, sqlite3_int64 offset) {
+  auto* cf = reinterpret_cast<CaptureFile*>(f);
+  if (cf->target == nullptr) return SQLITE_OK;  // a journal: discarded
+  CaptureTarget& t = *cf->target;
+  const uint32_t ps = t.page_size;
+  if (offset % ps != 0 || amount % static_cast<int>(ps) != 0) {
+    t.error = Status::Internal("unexpected write of " + std::to_string(amount) + " bytes at offset " +
+                               std::to_string(offset) + " to the backup image");
+    return SQLITE_IOERR_WRITE;
+  }
+  const uint32_t first_page = static_cast<uint32_t>(offset / ps) + 1;
+  const auto* bytes = static_cast<const uint8_t*>(buf);
+  if (first_page == 1) cf->page1->assign(reinterpret_cast<const char*>(bytes), ps);
+  Status st = t.sink->write_pages(first_page, bytes, static_cast<uint32_t>(amount) / ps);
+  if (!st.ok()) {
+    t.error = st;
+    return SQLITE_IOERR_WRITE;
+  }
+  cf->size = std::max(cf->size, offset + amount);
+  return SQLITE_OK;
+}
+
+int capture_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  auto* cf = reinterpret_cast<CaptureFile*>(f);
+  cf->size = size;
+  if (cf->target != nullptr) cf->target->sink->truncate(static_cast<uint32_t>(size / cf->target->page_size));
+  return SQLITE_OK;
+}
+
+int capture_sync(sqlite3_file*, int) { return SQLITE_OK; }
+int capture_file_size(sqlite3_file* f, sqlite3_int64* size) {
+  *size = reinterpret_cast<CaptureFile*>(f)->size;
+  return SQLITE_OK;
+}
+int capture_lock(sqlite3_file*, int) { return SQLITE_OK; }
+int capture_check_reserved(sqlite3_file*, int* out) {
+  *out = 0;
+  return SQLITE_OK;
+}
+int capture_file_control(sqlite3_file*, int, void*) { return SQLITE_NOTFOUND; }
+int capture_sector_size(sqlite3_file*) { return 4096; }
+int capture_device_characteristics(sqlite3_file*) { return 0; }
+
+const sqlite3_io_methods kCaptureIo = {
+    1,  // iVersion: no shared memory, no mmap
+    capture_close, capture_read, capture_write, capture_truncate, capture_sync,
+    capture_file_size, capture_lock, capture_lock, capture_check_reserved,
+    capture_file_control, capture_sector_size, capture_device_characteristics,
+    nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+
+int capture_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int* out_flags) {
+  auto* cf = reinterpret_cast<CaptureFile*>(f);
+  cf->base.pMethods = nullptr;
+  cf->target = nullptr;
+  cf->page1 = nullptr;
+  cf->size = 0;
+  if ((flags & SQLITE_OPEN_MAIN_DB) != 0 && name != nullptr) {
+    std::lock_guard<std::mutex> lock(g_targets_mutex);
+    auto it = capture_targets().find(name);
+    if (it == capture_targets().end()) return SQLITE_CANTOPEN;
+    cf->target = it->second;
+  }
+  cf->page1 = new std::string();
+  cf->base.pMethods = &kCaptureIo;
+  if (out_flags != nullptr) *out_flags = flags;
+  return SQLITE_OK;
+}
+
+int capture_delete(sqlite3_vfs*, const char*, int) { return SQLITE_OK; }
+int capture_access(sqlite3_vfs*, const char*, int, int* out) {
+  *out = 0;
+  return SQLITE_OK;
+}
+int capture_full_pathname(sqlite3_vfs*, const char* name, int n, char* out) {
+  std::snprintf(out, static_cast<size_t>(n), "%s", name);
+  return SQLITE_OK;
+}
+int capture_randomness(sqlite3_vfs*, int n, char* out) {
+  return sqlite3_vfs_find(nullptr)->xRandomness(sqlite3_vfs_find(nullptr), n, out);
+}
+int capture_sleep(sqlite3_vfs*, int us) {
+  return sqlite3_vfs_find(nullptr)->xSleep(sqlite3_vfs_find(nullptr), us);
+}
+int capture_current_time(sqlite3_vfs*, double* out) {
+  return sqlite3_vfs_find(nullptr)->xCurrentTime(sqlite3_vfs_find(nullptr), out);
+}
+int capture_last_error(sqlite3_vfs*, int, char*) { return 0; }
+
+constexpr const char* kCaptureVfsName = "sqlbak-capture";
+
+void register_capture_vfs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static sqlite3_vfs vfs{};
+    vfs.iVersion = 1;
+    vfs.szOsFile = sizeof(CaptureFile);
+    vfs.mxPathname = 512;
+    vfs.zName = kCaptureVfsName;
+    vfs.xOpen = capture_open;
+    vfs.xDelete = capture_delete;
+    vfs.xAccess = capture_access;
+    vfs.xFullPathname = capture_full_pathname;
+    vfs.xRandomness = capture_randomness;
+    vfs.xSleep = capture_sleep;
+    vfs.xCurrentTime = capture_current_time;
+    vfs.xGetLastError = capture_last_error;
+    sqlite3_vfs_register(&vfs, /*makeDflt=*/0);
+  });
+}
+
+// ---- helpers ----
+
+Status exec(sqlite3* db, const char* sql, const std::string& what) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
+  sqlite3_free(err);
+  ErrorCode code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? ErrorCode::kBusy
+                   : rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? ErrorCode::kCorruption
+                                                                 : ErrorCode::kIOError;
+  return Status(code, what + ": " + msg);
+}
+
+Result<std::string> query_text(sqlite3* db, const char* sql, const std::string& what) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  std::string value;
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+      const unsigned char* t = sqlite3_column_text(stmt, 0);
+      value = t != nullptr ? reinterpret_cast<const char*>(t) : "";
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      rc = SQLITE_OK;
+    }
+  }
+  std::string msg = sqlite3_errmsg(db);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_OK) {
+    ErrorCode code = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT ? ErrorCode::kCorruption
+                     : (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? ErrorCode::kBusy
+                                                                  : ErrorCode::kIOError;
+    return Status(code, what + ": " + msg);
+  }
+  return value;
+}
+
+std::atomic<uint64_t> g_capture_counter{0};
+
+}  // namespace
+
+Result<std::string> run_integrity_check(sqlite3* db, VerifyMode mode) {
+  const char* sql = mode == VerifyMode::kQuick ? "PRAGMA quick_check" : "PRAGMA integrity_check";
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK)
+    return Status::Corruption(std::string("cannot run ") + sql + ": " + sqlite3_errmsg(db));
+  std::string report;
+  int lines = 0, rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const unsigned char* t = sqlite3_column_text(stmt, 0);
+    if (lines++ < 10) {
+      if (!report.empty()) report += "; ";
+      report += t != nullptr ? reinterpret_cast<const char*>(t) : "";
+    }
+  }
+  std::string err = sqlite3_errmsg(db);
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_DONE) return Status::Corruption(std::string(sql) + " failed: " + err);
+  if (lines > 10) report += "; ... (" + std::to_string(lines) + " problems)";
+  return report;
+}
+
+Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& path, int step_pages,
+                                                             std::chrono::milliseconds busy_timeout,
+                                                             PageSink* sink) {
+  register_capture_vfs();
+  std::unique_ptr<SnapshotReader> r(new SnapshotReader());
+  r->path_ = path;
+  r->step_pages_ = std::max(1, step_pages);
+  r->busy_budget_ms_ = std::max<int64_t>(30000, busy_timeout.count());
+
+  // Checks with the file itself give errors users can act on; SQLite would
+  // only say "unable to open database file".
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::NotFound("database file " + path + " does not exist");
+    return Status::FromErrno(errno, "cannot access database file " + path);
+  }
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
+  if (::access(path.c_str(), R_OK) != 0)
+    return Status::FromErrno(errno, "cannot read database file " + path +
+                                        " (give the user running sqlbak read access)");
+  if (st.st_size > 0) {
+    char header[16] = {0};
+    FILE* f = std::fopen(path.c_str(), "rb");
+    size_t n = f != nullptr ? std::fread(header, 1, sizeof header, f) : 0;
+    if (f != nullptr) std::fclose(f);
+    if (n < sizeof header || std::memcmp(header, "SQLite format 3", 16) != 0)
+      return Status::InvalidArgument(path + " is not a SQLite database (bad file header)");
+  }
+
+  // Read-write so that WAL databases can use their -shm; nothing is written.
+  int rc = sqlite3_open_v2(path.c_str(), &r->source_, SQLITE_OPEN_READWRITE, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_close(r->source_);
+    r->source_ = nullptr;
+    rc = sqlite3_open_v2(path.c_str(), &r->source_, SQLITE_OPEN_READONLY, nullptr);
+    if (rc != SQLITE_OK)
+      return Status::IOError("cannot open database " + path + ": " + sqlite3_errmsg(r->source_));
+  }
+  sqlite3_busy_timeout(r->source_, static_cast<int>(busy_timeout.count()));
+  sqlite3_db_config(r->source_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+
+  auto mode = query_text(r->source_, "PRAGMA journal_mode", "cannot read database " + path);
+  if (!mode.ok()) return mode.status();
+  r->info_.journal_mode = *mode;
+  r->info_.wal = *mode == "wal";
+  auto page_size = query_text(r->source_, "PRAGMA page_size", "cannot read database " + path);
+  if (!page_size.ok()) return page_size.status();
+  r->info_.page_size = static_cast<uint32_t>(std::stoul(*page_size));
+
+  if (r->info_.wal) {
+    SQLBAK_RETURN_IF_ERROR(exec(r->source_, "BEGIN", "cannot start a read transaction on " + path));
+    r->in_read_txn_ = true;
+    // The first read starts the transaction and pins the snapshot.
+    auto s = query_text(r->source_, "SELECT count(*) FROM sqlite_schema",
+                        "cannot read database " + path);
+    if (!s.ok()) return s.status();
+  }
+
+  // The destination: a connection on the capture VFS.
+  r->dest_name_ = "/sqlbak-capture-" + std::to_string(::getpid()) + "-" +
+                  std::to_string(g_capture_counter.fetch_add(1));
+  auto* target = new CaptureTarget{sink, r->info_.page_size, Status::Ok()};
+  {
+    std::lock_guard<std::mutex> lock(g_targets_mutex);
+    capture_targets()[r->dest_name_] = target;
+  }
+  rc = sqlite3_open_v2(r->dest_name_.c_str(), &r->dest_,
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, kCaptureVfsName);
+  if (rc != SQLITE_OK) return Status::Internal("cannot open the capture destination");
+  SQLBAK_RETURN_IF_ERROR(exec(r->dest_, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                                        " PRAGMA cache_size=-8192",
+                              "capture destination"));
+  r->backup_ = sqlite3_backup_init(r->dest_, "main", r->source_, "main");
+  if (r->backup_ == nullptr)
+    return Status::Internal(std::string("cannot start the online backup: ") + sqlite3_errmsg(r->dest_));
+  return r;
+}
+
+SnapshotReader::~SnapshotReader() { close(); }
+
+void SnapshotReader::close() {
+  if (backup_ != nullptr) {
+    sqlite3_backup_finish(backup_);
+    backup_ = nullptr;
+  }
+  if (in_read_txn_) {
+    sqlite3_exec(source_, "ROLLBACK", nullptr, nullptr, nullptr);
+    in_read_txn_ = false;
+  }
+  if (dest_ != nullptr) {
+    sqlite3_close(dest_);
+    dest_ = nullptr;
+  }
+  if (!dest_name_.empty()) {
+    std::lock_guard<std::mutex> lock(g_targets_mutex);
+    auto it = capture_targets().find(dest_name_);
+    if (it != capture_targets().end()) {
+      delete it->second;
+      capture_targets().erase(it);
+    }
+    dest_name_.clear();
+  }
+  if (source_ != nullptr) {
+    sqlite3_close(source_);
+    source_ = nullptr;
+  }
+}
+
+Result<StepOutcome> SnapshotReader::step() {
+  if (cancelled_.load()) return Status::Cancelled("backup of " + path_ + " cancelled");
+  if (backup_ == nullptr || done_) return Status::Internal("step() after the end of the snapshot");
+  const bool take_rest = restarts_ > kMaxRestarts;
+  int rc = sqlite3_backup_step(backup_, take_rest ? -1 : step_pages_);
+
+  CaptureTarget* target = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_targets_mutex);
+    target = capture_targets()[dest_name_];
+  }
+  if (!target->error.ok()) return target->error;
+
+  if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+    busy_retries_ = 0;
+    const uint32_t total = static_cast<uint32_t>(sqlite3_backup_pagecount(backup_));
+    const uint32_t done = total - static_cast<uint32_t>(sqlite3_backup_remaining(backup_));
+    // A step that makes no progress was restarted by a writer: SQLite began again at page 1.
+    if (rc == SQLITE_OK && pages_done_ > 0 && done <= pages_done_) {
+      ++restarts_;
+      step_pages_ = std::min(step_pages_ * 2, 1 << 20);
+    }
+    pages_total_ = total;
+    pages_done_ = done;
+    if (rc == SQLITE_DONE) {
+      done_ = true;
+      info_.page_count = total;
+      return StepOutcome{StepState::kDone, 0};
+    }
+    return StepOutcome{StepState::kMore, 0};
+  }
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+    int delay = std::min(1000, 10 << std::min(busy_retries_, 7));
+    ++busy_retries_;
+    busy_waited_ms_ += delay;
+    if (busy_waited_ms_ > busy_budget_ms_)
+      return Status::Busy("database " + path_ + " stayed locked by other connections for " +
+                          std::to_string(busy_waited_ms_ / 1000) + " s");
+    return StepOutcome{StepState::kRetryLater, delay};
+  }
+  std::string msg = sqlite3_errmsg(source_);
+  if (rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT)
+    return Status::Corruption("database " + path_ + " is damaged: " + msg);
+  return Status::IOError("online backup of " + path_ + " failed: " + sqlite3_errstr(rc) +
+                         " (" + msg + ")");
+}
+
+Result<std::string> SnapshotReader::check(VerifyMode mode) {
+  if (!done_) return Status::Internal("check() before the snapshot is complete");
+  if (!info_.wal || !in_read_txn_)
+    return Status::Unsupported("no pinned snapshot to check in rollback-journal mode");
+  return run_integrity_check(source_, mode);
+}
+
+}  // namespace sqlbak

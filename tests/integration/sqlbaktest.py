@@ -1,0 +1,522 @@
+"""Shared helpers for the sqlbak integration tests.
+
+The tests drive the real `sqlbakctl --offline` binary (path in $SQLBAKCTL) and use
+the `sqlite3` command-line shell (path in $SQLITE3, default "sqlite3") as the
+reference peer. Standard library only.
+
+Every test creates its files inside a TempEnv (a tempfile.mkdtemp directory) that
+is removed in tearDown / cleanup even when the test fails; processes and mounts a
+test starts are registered with the TempEnv and killed / unmounted there too.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# Generous per-command limit: a hung command fails the test instead of hanging CTest.
+COMMAND_TIMEOUT = float(os.environ.get("SQLBAK_TEST_COMMAND_TIMEOUT", "600"))
+
+# Markers of a crash or an uncaught exception in a C++ program.
+CRASH_MARKERS = (
+    "terminate called",
+    "what():",
+    "Segmentation fault",
+    "Aborted",
+    "AddressSanitizer",
+    "UndefinedBehaviorSanitizer",
+    "runtime error:",
+    "Assertion `",
+    "core dumped",
+    "Traceback (most recent call last)",
+)
+
+BACKUP_ID_RE = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+
+
+def _find_ctl():
+    path = os.environ.get("SQLBAKCTL")
+    if path:
+        return path
+    for cand in (os.path.join(SOURCE_ROOT, "build", "ctl", "sqlbakctl"),
+                 os.path.join(SOURCE_ROOT, "build", "sqlbakctl")):
+        if os.path.exists(cand):
+            return cand
+    return os.path.join(SOURCE_ROOT, "build", "ctl", "sqlbakctl")
+
+
+SQLBAKCTL = _find_ctl()
+SQLITE3 = os.environ.get("SQLITE3", "sqlite3")
+
+
+def seed():
+    """The random seed of this run ($SQLBAK_TEST_SEED to reproduce), printed once."""
+    s = os.environ.get("SQLBAK_TEST_SEED")
+    if s is None:
+        s = str(random.SystemRandom().randrange(1 << 32))
+        os.environ["SQLBAK_TEST_SEED"] = s
+        sys.stderr.write("SQLBAK_TEST_SEED=%s\n" % s)
+    return int(s)
+
+
+def require_binaries(testcase=None):
+    if not os.path.exists(SQLBAKCTL):
+        raise AssertionError("sqlbakctl not found at %r (set $SQLBAKCTL)" % SQLBAKCTL)
+    if shutil.which(SQLITE3) is None:
+        raise AssertionError("sqlite3 shell not found (%r); set $SQLITE3" % SQLITE3)
+
+
+def fmt_cmd(args):
+    return " ".join(_shquote(a) for a in args)
+
+
+def _shquote(s):
+    s = str(s)
+    if re.fullmatch(r"[A-Za-z0-9_./:=@+,-]+", s):
+        return s
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def describe(args, rc, out, err):
+    return "command: %s\nexit: %s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
+        fmt_cmd(args), rc, out[-6000:], err[-6000:])
+
+
+def run_ctl(args, check=None, timeout=None, env=None):
+    """Runs sqlbakctl ARGS; returns (rc, stdout, stderr).
+
+    check: None (no check) or the expected exit status (AssertionError otherwise,
+    with the command and its output in the message).
+    """
+    cmd = [SQLBAKCTL] + [str(a) for a in args]
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           errors="replace", timeout=timeout or COMMAND_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("command timed out after %ss: %s\n%s\n%s" % (
+            e.timeout, fmt_cmd(cmd), e.stdout, e.stderr))
+    rc, out, err = p.returncode, p.stdout, p.stderr
+    if check is not None and rc != check:
+        raise AssertionError("expected exit %s\n%s" % (check, describe(cmd, rc, out, err)))
+    return rc, out, err
+
+
+def assert_no_crash(rc, out, err, args=()):
+    if rc is not None and rc < 0:
+        raise AssertionError("killed by signal %d\n%s" % (-rc, describe(args, rc, out, err)))
+    if rc is not None and rc > 3:
+        # sqlbakctl only uses 0..3 (health uses the same range).
+        raise AssertionError("unexpected exit status %d\n%s" % (rc, describe(args, rc, out, err)))
+    for m in CRASH_MARKERS:
+        if m in err or m in out:
+            raise AssertionError("crash marker %r in output\n%s" % (m, describe(args, rc, out, err)))
+
+
+def run_sqlite3(path, *sql_or_dot, check=True, input=None):
+    cmd = [SQLITE3, "-batch", str(path)] + list(sql_or_dot)
+    p = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                       timeout=COMMAND_TIMEOUT, input=input,
+                       stdin=None if input is not None else subprocess.DEVNULL)
+    if check and p.returncode != 0:
+        raise AssertionError("sqlite3 failed\n%s" % describe(cmd, p.returncode, p.stdout, p.stderr))
+    return p.stdout
+
+
+def dump(path):
+    """`sqlite3 PATH .dump` as text."""
+    return run_sqlite3(path, ".dump")
+
+
+def schema(path):
+    return run_sqlite3(path, ".schema")
+
+
+def pragma(path, name):
+    """The value of PRAGMA NAME on PATH (via the sqlite3 shell), stripped."""
+    return run_sqlite3(path, "PRAGMA %s;" % name).strip()
+
+
+def integrity_check(path):
+    return run_sqlite3(path, "PRAGMA integrity_check;").strip()
+
+
+def master_rows(path):
+    con = sqlite3.connect(path)
+    try:
+        return con.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    finally:
+        con.close()
+
+
+def connect(path, timeout=10.0):
+    con = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+    return con
+
+
+def create_db(path, page_size=4096, journal_mode="delete", auto_vacuum=None, script=None,
+              rows=0, row_bytes=100, table="t"):
+    """Creates a database at PATH.
+
+    Sets page_size and auto_vacuum before anything is written, runs SCRIPT (SQL) if
+    given, inserts ROWS rows of randomblob(ROW_BYTES) into TABLE (created when ROWS>0),
+    then sets JOURNAL_MODE. Returns PATH.
+    """
+    con = connect(path)
+    try:
+        con.execute("PRAGMA page_size=%d" % page_size)
+        if auto_vacuum is not None:
+            con.execute("PRAGMA auto_vacuum=%s" % auto_vacuum)
+        con.execute("PRAGMA journal_mode=delete")
+        if script:
+            con.executescript(script)
+        if rows:
+            fill(con, rows, row_bytes, table=table)
+        mode = con.execute("PRAGMA journal_mode=%s" % journal_mode).fetchone()[0]
+        if mode.lower() != journal_mode.lower():
+            raise AssertionError("could not set journal_mode=%s on %s (got %s)" %
+                                 (journal_mode, path, mode))
+        got = con.execute("PRAGMA page_size").fetchone()[0]
+        if got != page_size:
+            raise AssertionError("page_size %d requested, %d set" % (page_size, got))
+    finally:
+        con.close()
+    return path
+
+
+def fill(con, rows, row_bytes, table="t"):
+    con.execute("CREATE TABLE IF NOT EXISTS %s(id INTEGER PRIMARY KEY, n INTEGER, b BLOB)" % table)
+    con.execute("BEGIN")
+    con.execute(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) "
+        "INSERT INTO %s(n, b) SELECT x, randomblob(?) FROM c" % table, (rows, row_bytes))
+    con.execute("COMMIT")
+
+
+def db_digest(path):
+    """A SHA-256 over the schema and every row of every table, in rowid order."""
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        h = hashlib.sha256()
+        tables = con.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type='table' ORDER BY name").fetchall()
+        for name, sql in tables:
+            h.update(b"T" + name.encode() + b"\0" + (sql or "").encode() + b"\0")
+            if name.startswith("sqlite_"):
+                continue
+            q = '"%s"' % name.replace('"', '""')
+            ncols = len(con.execute("SELECT * FROM %s LIMIT 0" % q).description)
+            without_rowid = "without rowid" in re.sub(r"\s+", " ", (sql or "").lower())
+            order = ", ".join(str(i + 1) for i in range(ncols)) if without_rowid else "rowid"
+            cur = con.execute("SELECT * FROM %s ORDER BY %s" % (q, order))
+            for row in cur:
+                for v in row:
+                    if v is None:
+                        h.update(b"N")
+                    elif isinstance(v, bytes):
+                        h.update(b"B%d:" % len(v))
+                        h.update(v)
+                    elif isinstance(v, str):
+                        e = v.encode()
+                        h.update(b"S%d:" % len(e))
+                        h.update(e)
+                    else:
+                        h.update(b"V" + repr(v).encode() + b";")
+                h.update(b"\n")
+        for name in ("page_size", "auto_vacuum", "user_version", "application_id"):
+            h.update(("%s=%s;" % (name, con.execute("PRAGMA %s" % name).fetchone()[0])).encode())
+        return h.hexdigest()
+    finally:
+        con.close()
+
+
+def files_under(root):
+    """Relative paths of every regular file under ROOT, sorted."""
+    out = []
+    for dirpath, _dirs, names in os.walk(root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                out.append(os.path.relpath(p, root))
+    return sorted(out)
+
+
+def file_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def parse_time(s):
+    """Parses an ISO 8601 UTC timestamp from sqlbak output into an aware datetime."""
+    s = s.strip()
+    if s.endswith("Z"):
+        s = s[:-1] + "+00:00"
+    s = s.replace(" ", "T", 1)
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", s)
+    if m and m.group(2):
+        frac = (m.group(2) + "000000")[:7]
+        s = m.group(1) + frac + m.group(3)
+    d = datetime.datetime.fromisoformat(s)
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=datetime.timezone.utc)
+    return d
+
+
+def utc_iso(t):
+    return datetime.datetime.fromtimestamp(int(t), datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def local_iso(t):
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(t)))
+
+
+class TempEnv:
+    """A temporary directory with a sqlbak config, a local target and a state_dir.
+
+    Layout: ROOT/config.yaml, ROOT/repo (target "local"), ROOT/state, ROOT/db,
+    ROOT/out (restores). Call cleanup() (or use as a context manager / addCleanup).
+    """
+
+    def __init__(self, databases=None, step_pages=None, compression=None, verify=None,
+                 extra_defaults=None, target_path=None, create_target=True, prefix="sqlbak-it-"):
+        self.root = tempfile.mkdtemp(prefix=prefix)
+        self.procs = []
+        self.mounts = []
+        self.config = os.path.join(self.root, "config.yaml")
+        self.target = target_path or os.path.join(self.root, "repo")
+        self.state = os.path.join(self.root, "state")
+        self.dbdir = os.path.join(self.root, "db")
+        self.out = os.path.join(self.root, "out")
+        for d in (self.state, self.dbdir, self.out):
+            os.makedirs(d, exist_ok=True)
+        if create_target:
+            os.makedirs(self.target, exist_ok=True)
+        self.databases = dict(databases or {})
+        self.step_pages = step_pages
+        self.compression = compression
+        self.verify = verify
+        self.extra_defaults = dict(extra_defaults or {})
+        self.write_config()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def cleanup(self):
+        for p in self.procs:
+            try:
+                if p.poll() is None:
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        p.kill()
+                p.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - cleanup must go on
+                pass
+        self.procs = []
+        for m in reversed(self.mounts):
+            subprocess.run(["umount", m], capture_output=True)
+            if os.path.ismount(m):
+                subprocess.run(["umount", "-l", m], capture_output=True)
+        self.mounts = []
+        # Make everything removable again (tests chmod things).
+        for dirpath, dirs, files in os.walk(self.root):
+            for n in dirs + files:
+                p = os.path.join(dirpath, n)
+                try:
+                    if not os.path.islink(p):
+                        os.chmod(p, 0o700 if os.path.isdir(p) else 0o600)
+                except OSError:
+                    pass
+        try:
+            os.chmod(self.root, 0o700)
+        except OSError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def spawn(self, args, **kw):
+        """Popen in its own session, registered for cleanup."""
+        kw.setdefault("start_new_session", True)
+        p = subprocess.Popen([str(a) for a in args], **kw)
+        self.procs.append(p)
+        return p
+
+    def mount_tmpfs(self, path, size):
+        os.makedirs(path, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s,mode=0755" % size, "tmpfs", path],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise unittest.SkipTest("cannot mount tmpfs at %s: %s" % (path, r.stderr.strip()))
+        self.mounts.append(path)
+        return path
+
+    # --- config -------------------------------------------------------------------
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def db_path(self, name):
+        return os.path.join(self.dbdir, name + ".db")
+
+    def add_database(self, name, path=None):
+        self.databases[name] = path or self.db_path(name)
+        self.write_config()
+        return self.databases[name]
+
+    def config_text(self):
+        lines = [
+            "# written by tests/integration/sqlbaktest.py",
+            "socket: %s" % json.dumps(os.path.join(self.root, "control.sock")),
+            "state_dir: %s" % json.dumps(self.state),
+            "defaults:",
+            "  targets: [local]",
+        ]
+        if self.step_pages is not None:
+            lines.append("  step_pages: %d" % self.step_pages)
+        if self.compression is not None:
+            lines.append("  compression: {algorithm: %s}" % self.compression)
+        if self.verify is not None:
+            lines.append("  verify: %s" % self.verify)
+        for k, v in self.extra_defaults.items():
+            lines.append("  %s: %s" % (k, v))
+        lines += [
+            "targets:",
+            "  local: {type: local, path: %s}" % json.dumps(self.target),
+        ]
+        if self.databases:
+            lines.append("databases:")
+            for name, path in self.databases.items():
+                lines.append("  - name: %s" % name)
+                lines.append("    path: %s" % json.dumps(path))
+        else:
+            lines.append("databases: []")
+        return "\n".join(lines) + "\n"
+
+    def write_config(self, text=None):
+        with open(self.config, "w") as f:
+            f.write(text if text is not None else self.config_text())
+
+    # --- sqlbakctl --------------------------------------------------------------------
+
+    def ctl_args(self, *args, json_out=False):
+        a = ["-c", self.config, "--offline"]
+        if json_out:
+            a.append("--json")
+        return a + [str(x) for x in args]
+
+    def ctl(self, *args, check=None, json_out=False, timeout=None):
+        """Runs `sqlbakctl -c CONFIG --offline [--json] ARGS`; returns (rc, out, err)."""
+        a = self.ctl_args(*args, json_out=json_out)
+        rc, out, err = run_ctl(a, check=check, timeout=timeout)
+        assert_no_crash(rc, out, err, [SQLBAKCTL] + a)
+        return rc, out, err
+
+    def ctl_json(self, *args, check=0, timeout=None):
+        a = self.ctl_args(*args, json_out=True)
+        rc, out, err = run_ctl(a, check=check, timeout=timeout)
+        assert_no_crash(rc, out, err, [SQLBAKCTL] + a)
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise AssertionError("--json output is not one JSON document (%s)\n%s" % (
+                e, describe([SQLBAKCTL] + a, rc, out, err)))
+
+    def backup(self, *dbs):
+        """Backs up DBS (all when empty); asserts success; returns the 'backups' list."""
+        doc = self.ctl_json("backup", *dbs, check=0)
+        if doc.get("errors"):
+            raise AssertionError("backup reported errors: %r" % doc["errors"])
+        backups = doc.get("backups")
+        if not isinstance(backups, list) or not backups:
+            raise AssertionError("backup --json without backups: %r" % doc)
+        for b in backups:
+            if not BACKUP_ID_RE.fullmatch(str(b.get("id", ""))):
+                raise AssertionError("malformed backup id in %r" % b)
+        return backups
+
+    def backup_one(self, db):
+        bs = self.backup(db)
+        if len(bs) != 1:
+            raise AssertionError("expected one backup of %s, got %r" % (db, bs))
+        return bs[0]
+
+    def list(self, *args):
+        doc = self.ctl_json("list", *args, check=0)
+        if not isinstance(doc.get("backups"), list):
+            raise AssertionError("list --json without 'backups' list: %r" % doc)
+        return doc["backups"]
+
+    def list_ids(self, *args):
+        return [b["id"] for b in self.list(*args)]
+
+    def restore(self, backup_id, to=None, force=False, check=0):
+        to = to or os.path.join(self.out, "%s-%d.db" % (backup_id, random.randrange(1 << 30)))
+        args = ["restore", backup_id, "--to", to]
+        if force:
+            args.append("--force")
+        self.ctl(*args, check=check)
+        return to
+
+    def restore_at(self, db, when, to=None, check=0):
+        to = to or os.path.join(self.out, "%s-at-%d.db" % (db, random.randrange(1 << 30)))
+        self.ctl("restore", db, "--at", when, "--to", to, check=check)
+        return to
+
+    def verify_all(self, check=0):
+        return self.ctl("verify", "--all", check=check)
+
+
+class EnvTestCase(unittest.TestCase):
+    """Base class: self.env is a fresh TempEnv, cleaned up after every test."""
+
+    env_kwargs = {}
+
+    def setUp(self):
+        require_binaries()
+        self.rng = random.Random(seed() ^ int(hashlib.sha256(self.id().encode()).hexdigest()[:8], 16))
+        self.env = TempEnv(**self.env_kwargs)
+        self.addCleanup(self.env.cleanup)
+
+    def assertClearError(self, rc, out, err, expected_rc=1, names=(), words=(), one_line=True,
+                         args=None):
+        """A failed command: exit EXPECTED_RC (int or tuple), no crash, a non-empty
+        error on stderr containing every string in NAMES (case-sensitive) and at least
+        one of WORDS (case-insensitive) when WORDS is given."""
+        info = describe(args or ["sqlbakctl", "..."], rc, out, err)
+        assert_no_crash(rc, out, err, args or [])
+        ok_rcs = expected_rc if isinstance(expected_rc, tuple) else (expected_rc,)
+        self.assertIn(rc, ok_rcs, "exit status\n" + info)
+        lines = [l for l in err.splitlines() if l.strip()]
+        self.assertTrue(lines, "no error message on stderr\n" + info)
+        if one_line:
+            self.assertEqual(len(lines), 1, "error is not one line\n" + info)
+        for n in names:
+            self.assertIn(n, err, "error does not name %r\n%s" % (n, info))
+        if words:
+            low = err.lower()
+            self.assertTrue(any(w.lower() in low for w in words),
+                            "error mentions none of %r\n%s" % (words, info))
+
+
+def main():
+    seed()
+    unittest.main(verbosity=2)
