@@ -548,17 +548,19 @@ def change(args):
         conn.execute("PRAGMA journal_mode=%s" % orig_mode)
     else:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages_after = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.close()
     took = time.monotonic() - t0
-    info = {"path": path, "page_count": total_pages, "target_pages": target,
+    info = {"path": path, "page_count": total_pages, "page_count_after": pages_after,
+            "target_pages": target,
             "changed_pages": len(changed), "changed_percent": round(100.0 * len(changed) / total_pages, 3),
             "rounds": rounds, "seconds": round(took, 2)}
     if args.json:
         print(json.dumps(info))
     else:
-        print("changed %s: %d of %d pages (%.2f %%, asked %.2f %%) in %d round(s), %.1f s"
+        print("changed %s: %d of %d pages (%.2f %%, asked %.2f %%; now %d pages) in %d round(s), %.1f s"
               % (path, len(changed), total_pages, info["changed_percent"], args.change_percent,
-                 rounds, took))
+                 pages_after, rounds, took))
 
 
 def main():

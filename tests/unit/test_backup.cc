@@ -1,0 +1,198 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+
+#include "lib/backup.h"
+#include "lib/local_store.h"
+#include "lib/restore.h"
+#include "testutil.h"
+
+using namespace sqlbak;
+using namespace sqlbak::test;
+
+namespace {
+
+// Delegates to a real store and fails the Nth put with ENOSPC.
+class FullDiskStore : public ObjectStore {
+ public:
+  FullDiskStore(std::unique_ptr<ObjectStore> inner, int fail_at_put)
+      : inner_(std::move(inner)), fail_at_(fail_at_put) {}
+  std::string describe() const override { return inner_->describe(); }
+  Status put(const std::string& key, std::string_view data) override {
+    if (++puts_ >= fail_at_) return Status::FromErrno(ENOSPC, describe() + ": cannot write " + key);
+    return inner_->put(key, data);
+  }
+  Status get(const std::string& k, std::string* d) const override { return inner_->get(k, d); }
+  Status get_range(const std::string& k, uint64_t o, uint64_t l, std::string* d) const override {
+    return inner_->get_range(k, o, l, d);
+  }
+  Result<bool> exists(const std::string& k) const override { return inner_->exists(k); }
+  Result<std::vector<ObjectInfo>> list(const std::string& p) const override { return inner_->list(p); }
+  Status remove(const std::string& k) override { return inner_->remove(k); }
+  Result<std::unique_ptr<StoreLock>> lock(const std::string& n) override { return inner_->lock(n); }
+
+ private:
+  std::unique_ptr<ObjectStore> inner_;
+  std::atomic<int> puts_{0};
+  int fail_at_;
+};
+
+struct Fixture {
+  TempDir dir;
+  std::string db = dir / "app.db";
+  std::string repo_dir = dir / "repo";
+  int64_t clock_ms = 1764000000000;
+
+  Fixture() { std::filesystem::create_directory(repo_dir); }
+
+  std::unique_ptr<Repository> repo(int fail_at_put = 0) {
+    auto store = LocalObjectStore::open("local", repo_dir, true);
+    REQUIRE(store.ok());
+    std::unique_ptr<ObjectStore> s = std::move(store).value();
+    if (fail_at_put > 0) s = std::make_unique<FullDiskStore>(std::move(s), fail_at_put);
+    auto r = Repository::open(std::move(s), "local", true);
+    REQUIRE(r.ok());
+    return std::move(r).value();
+  }
+
+  BackupRequest request(Repository* r, VerifyMode verify = VerifyMode::kIntegrity) {
+    BackupRequest req;
+    req.database.name = "app";
+    req.database.path = db;
+    req.database.settings.step_pages = 64;
+    req.database.settings.verify = verify;
+    req.targets = {r};
+    req.scratch_dir = dir.path();
+    req.now_ms = [this] { return clock_ms += 1000; };
+    return req;
+  }
+
+  TargetOutcome backup(Repository* r, VerifyMode verify = VerifyMode::kIntegrity) {
+    Status st;
+    auto outcomes = run_backup(request(r, verify), nullptr, &st);
+    if (!st.ok()) return TargetOutcome{"local", st, {}};
+    REQUIRE(outcomes.size() == 1);
+    return outcomes[0];
+  }
+};
+
+}  // namespace
+
+TEST_CASE("full then incremental backups restore to the state of each", "[backup]") {
+  Fixture f;
+  make_db(f.db, 20000, "wal");
+  auto repo = f.repo();
+  TargetOutcome first = f.backup(repo.get());
+  REQUIRE(first.status.ok());
+  CHECK(first.manifest.kind == "full");
+  CHECK(first.manifest.verification == "ok");
+  const std::string count1 = query(f.db, "SELECT count(*) FROM t");
+
+  // Change about 1 % of the pages: rows that sit on one page in a hundred.
+  sql(f.db, "UPDATE t SET b = randomblob(150) WHERE id % 2000 = 0");
+  sql(f.db, "INSERT INTO t(v) VALUES ('after first')");
+  TargetOutcome second = f.backup(repo.get());
+  REQUIRE(second.status.ok());
+  CHECK(second.manifest.kind == "incremental");
+  CHECK(second.manifest.stored_bytes * 10 <= first.manifest.stored_bytes);
+
+  auto listed = repo->list_manifests("app");
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 2);
+  CHECK((*listed)[0].id == second.manifest.id);  // newest first
+
+  REQUIRE(restore_backup(*repo, first.manifest, f.dir / "old.db", false).ok());
+  CHECK(query(f.dir / "old.db", "SELECT count(*) FROM t") == count1);
+  CHECK(query(f.dir / "old.db", "PRAGMA journal_mode") == "wal");
+  REQUIRE(restore_backup(*repo, second.manifest, f.dir / "new.db", false).ok());
+  CHECK(query(f.dir / "new.db", "SELECT count(*) FROM t WHERE v = 'after first'") == "1");
+
+  // An existing file is only replaced when asked.
+  Status refused = restore_backup(*repo, first.manifest, f.dir / "new.db", false);
+  CHECK(refused.code() == ErrorCode::kInvalidArgument);
+  CHECK(query(f.dir / "new.db", "SELECT count(*) FROM t WHERE v = 'after first'") == "1");
+  REQUIRE(restore_backup(*repo, first.manifest, f.dir / "new.db", true).ok());
+  CHECK(query(f.dir / "new.db", "SELECT count(*) FROM t WHERE v = 'after first'") == "0");
+}
+
+TEST_CASE("a full disk fails the backup, names the target, and loses nothing stored", "[backup]") {
+  Fixture f;
+  make_db(f.db, 20000, "delete");
+  auto repo = f.repo();
+  TargetOutcome first = f.backup(repo.get());
+  REQUIRE(first.status.ok());
+
+  sql(f.db, "UPDATE t SET b = randomblob(190)");  // every page changes
+  for (int fail_at : {1, 2, 3}) {
+    auto full = f.repo(fail_at);
+    TargetOutcome failed = f.backup(full.get());
+    REQUIRE_FALSE(failed.status.ok());
+    CHECK(failed.status.code() == ErrorCode::kNoSpace);
+    CHECK(failed.status.message().find("target 'local'") != std::string::npos);
+  }
+  auto listed = repo->list_manifests("app");
+  REQUIRE(listed.ok());
+  REQUIRE(listed->size() == 1);
+  auto check = verify_backup(*repo, first.manifest, f.dir.path(), VerifyMode::kIntegrity);
+  REQUIRE(check.ok());
+  CHECK(*check == "ok");
+  // And the next backup, with space again, succeeds.
+  CHECK(f.backup(repo.get()).status.ok());
+}
+
+TEST_CASE("a database with a damaged page is not published", "[backup]") {
+  for (const char* mode : {"delete", "wal"}) {
+    Fixture f;
+    make_db(f.db, 5000, mode);
+    sql(f.db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    // Scribble over the middle of a b-tree page (not the header, not page 1).
+    std::string bytes = read_file(f.db);
+    for (size_t i = 4096 * 5 + 200; i < 4096 * 5 + 1200; ++i) bytes[i] = static_cast<char>(i * 7);
+    write_file(f.db, bytes);
+    auto repo = f.repo();
+    TargetOutcome out = f.backup(repo.get());
+    INFO(mode);
+    REQUIRE_FALSE(out.status.ok());
+    CHECK(out.status.message().find("not published") != std::string::npos);
+    CHECK(out.status.message().find("'app'") != std::string::npos);
+    CHECK(repo->list_manifests("app")->empty());
+  }
+}
+
+TEST_CASE("a second writer of one database is refused; a cancelled backup leaves nothing", "[backup]") {
+  Fixture f;
+  make_db(f.db, 5000, "wal");
+  auto repo = f.repo();
+  auto job = BackupJob::start(f.request(repo.get()));
+  REQUIRE(job.ok());
+  auto other = BackupJob::start(f.request(repo.get()));
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.status().code() == ErrorCode::kLocked);
+  REQUIRE((*job)->step().ok());
+  (*job)->cancel();
+  CHECK((*job)->step().status().code() == ErrorCode::kCancelled);
+  job = Status::Cancelled("dropped");
+  CHECK(repo->list_manifests("app")->empty());
+  CHECK(f.backup(repo.get()).status.ok());
+}
+
+TEST_CASE("a damaged object fails verify and restore, naming it", "[backup]") {
+  Fixture f;
+  make_db(f.db, 3000, "wal");
+  auto repo = f.repo();
+  TargetOutcome out = f.backup(repo.get());
+  REQUIRE(out.status.ok());
+  const std::string pack = f.repo_dir + "/" + Repository::pack_key(out.manifest.packs[0].id);
+  std::string bytes = read_file(pack);
+  bytes[bytes.size() / 2] ^= 1;
+  write_file(pack, bytes);
+  auto check = verify_backup(*repo, out.manifest, f.dir.path(), VerifyMode::kIntegrity);
+  REQUIRE_FALSE(check.ok());
+  CHECK(check.status().message().find(to_hex(out.manifest.packs[0].id)) != std::string::npos);
+  CHECK(check.status().message().find(out.manifest.id) != std::string::npos);
+  Status st = restore_backup(*repo, out.manifest, f.dir / "restored.db", false);
+  CHECK(st.code() == ErrorCode::kCorruption);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "restored.db"));
+  for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
+    CHECK(e.path().filename().string().find("sqlbak-restore") == std::string::npos);
+}
