@@ -1,23 +1,32 @@
-// sqlbakctl: the command line of sqlbak. Parses the command line and hands
-// each command to the daemon (over the control socket) or, with --offline,
-// runs it in this process (ctl/offline.h).
-#include <sys/socket.h>
-#include <sys/un.h>
+// sqlbakctl: the command line of sqlbak. Turns the command line into a
+// control request, runs it in the daemon (over its socket) or, with
+// --offline, in this process, and prints the result for people or, with
+// --json, as one JSON document.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cstring>
 #include <iostream>
 
+#include "ctl/client.h"
 #include "ctl/offline.h"
+#include "ctl/render.h"
 #include "lib/config.h"
 #include "lib/manifest.h"
 
 namespace {
 
-using sqlbak::ctl::GlobalOptions;
+using nlohmann::json;
 
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
+
+struct GlobalOptions {
+  std::string config_file = "/etc/sqlbak/sqlbak.yaml";
+  std::string socket;
+  bool json = false;
+  bool offline = false;
+};
 
 std::string socket_path(const GlobalOptions& g) {
   if (!g.socket.empty()) return g.socket;
@@ -26,25 +35,17 @@ std::string socket_path(const GlobalOptions& g) {
   return "/run/sqlbak/control.sock";
 }
 
-// Commands that need the daemon. The control protocol arrives with sqlbakd
-// (issue 3); until then this reports what users need to know.
-int daemon_command(const GlobalOptions& g, const std::string& command) {
-  const std::string path = socket_path(g);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-  int rc = fd < 0 ? -1 : ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  int err = errno;
-  if (fd >= 0) ::close(fd);
-  if (rc != 0) {
-    std::cerr << "sqlbakctl: cannot reach sqlbakd at " << path << ": " << std::strerror(err)
-              << " (is sqlbakd running? `" << command
-              << "` also works without the daemon with --offline -c FILE where supported)\n";
-  } else {
-    std::cerr << "sqlbakctl: sqlbakd at " << path << " does not speak the control protocol of this sqlbakctl\n";
-  }
-  return kExitUnreachable;
+int print_result(const GlobalOptions& g, const std::string& command, const json& result) {
+  if (g.json)
+    std::cout << result.dump(2) << "\n";
+  else
+    sqlbak::ctl::render(command, result, std::cout);
+  return sqlbak::ctl::result_exit_status(command, result);
+}
+
+int fail(const sqlbak::Status& st) {
+  std::cerr << "sqlbakctl: " << st.message() << "\n";
+  return st.code() == sqlbak::ErrorCode::kUsage ? kExitUsage : kExitFailed;
 }
 
 }  // namespace
@@ -58,10 +59,12 @@ int main(int argc, char** argv) {
   app.add_flag("--json", g.json, "print one JSON document on stdout");
   app.add_flag("--offline", g.offline, "run in this process against the config's databases and targets");
 
+  sqlbak::Request request;
   std::vector<std::string> databases, ids;
   std::string database, target, id;
   bool all = false, wait = false;
-  sqlbak::ctl::RestoreArgs restore;
+  std::string what, to, at;
+  bool force = false;
 
   auto* backup = app.add_subcommand("backup", "back up now (all databases if none named)");
   backup->add_option("DB", databases, "databases to back up");
@@ -81,12 +84,13 @@ int main(int argc, char** argv) {
   verify->add_flag("--all", all, "every backup");
   verify->add_option("--target", target, "only this target");
 
-  auto* restore_cmd = app.add_subcommand("restore", "rebuild a database file from a backup");
-  restore_cmd->add_option("ID_OR_DB", restore.what, "backup id, or database name with --at")->required();
-  restore_cmd->add_option("--to", restore.to, "path of the restored database")->required();
-  restore_cmd->add_option("--at", restore.at, "newest backup of DB taken at or before TIME");
-  restore_cmd->add_flag("--force", restore.force, "replace an existing file at --to");
-  restore_cmd->add_option("--target", restore.target, "target to read from");
+  auto* restore = app.add_subcommand(
+      "restore", "rebuild a database file from a backup (always runs in sqlbakctl itself)");
+  restore->add_option("ID_OR_DB", what, "backup id, or database name with --at")->required();
+  restore->add_option("--to", to, "path of the restored database")->required();
+  restore->add_option("--at", at, "newest backup of DB taken at or before TIME");
+  restore->add_flag("--force", force, "replace an existing file at --to");
+  restore->add_option("--target", target, "target to read from");
 
   auto* config = app.add_subcommand("config", "configuration helpers");
   config->require_subcommand(1);
@@ -95,13 +99,8 @@ int main(int argc, char** argv) {
   config_check->add_option("FILE", check_file, "file to check (default: -c)");
   auto* config_example = config->add_subcommand("example", "print a commented example configuration");
 
-  // Daemon-only commands: listed so that help and usage errors are right.
-  std::vector<CLI::App*> daemon_only;
-  for (const char* name : {"status", "rotate", "health", "report", "reload", "alert"}) {
-    auto* c = app.add_subcommand(name, std::string("daemon command: ") + name);
-    c->allow_extras();
-    daemon_only.push_back(c);
-  }
+  auto* status = app.add_subcommand("status", "daemon and per-database state");
+  auto* reload = app.add_subcommand("reload", "reload the daemon's configuration (as SIGHUP)");
 
   try {
     app.parse(argc, argv);
@@ -109,33 +108,78 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
-    return 2;
+    return kExitUsage;
   }
 
-  using namespace sqlbak::ctl;
   if (config_example->parsed()) {
     std::cout << sqlbak::example_config();
     return 0;
   }
-  if (config_check->parsed()) return sqlbak::ctl::config_check(check_file.empty() ? g.config_file : check_file, g.json);
-
-  for (CLI::App* c : daemon_only)
-    if (c->parsed()) return daemon_command(g, c->get_name());
-
-  if (!g.offline) {
-    for (CLI::App* c : {backup, list, show, verify, restore_cmd})
-      if (c->parsed()) return daemon_command(g, c->get_name());
-  }
-  if (backup->parsed()) return offline_backup(g, databases);
-  if (list->parsed()) return offline_list(g, database, target);
-  if (show->parsed()) return offline_show(g, id, target);
-  if (verify->parsed()) return offline_verify(g, ids, database, all, target);
-  if (restore_cmd->parsed()) {
-    if (!restore.at.empty() && sqlbak::looks_like_backup_id(restore.what)) {
-      std::cerr << "sqlbakctl: restore: --at takes a database name, not a backup id\n";
-      return 2;
+  if (config_check->parsed()) {
+    const std::string file = check_file.empty() ? g.config_file : check_file;
+    sqlbak::ConfigLoadResult r = sqlbak::load_config(file);
+    json errors = json::array();
+    for (const sqlbak::ConfigError& e : r.errors) {
+      std::cerr << e.to_string() << "\n";
+      errors.push_back({{"file", e.file}, {"line", e.line}, {"column", e.column}, {"message", e.message}});
     }
-    return offline_restore(g, restore);
+    if (g.json)
+      std::cout << json{{"file", file}, {"valid", r.errors.empty()}, {"errors", errors}}.dump(2) << "\n";
+    else if (r.errors.empty())
+      std::cout << file << ": valid, " << r.config->databases.size() << " database(s), "
+                << r.config->targets.size() << " target(s)\n";
+    return r.errors.empty() ? 0 : kExitFailed;
   }
-  return 2;
+
+  bool runs_locally = g.offline;
+  if (backup->parsed()) {
+    request = {"backup", {{"databases", databases}, {"wait", wait}}};
+  } else if (list->parsed()) {
+    request = {"list", {{"database", database}, {"target", target}}};
+  } else if (show->parsed()) {
+    request = {"show", {{"id", id}, {"target", target}}};
+  } else if (verify->parsed()) {
+    request = {"verify", {{"ids", ids}, {"database", database}, {"all", all}, {"target", target}}};
+  } else if (restore->parsed()) {
+    if (!at.empty() && sqlbak::looks_like_backup_id(what)) {
+      std::cerr << "sqlbakctl: restore: --at takes a database name, not a backup id\n";
+      return kExitUsage;
+    }
+    // The daemon never writes files for a client; restore reads the targets itself.
+    runs_locally = true;
+    request = {"restore", {{"what", what}, {"to", to}, {"at", at}, {"target", target}, {"force", force}}};
+  } else if (status->parsed()) {
+    request = {"status", json::object()};
+  } else if (reload->parsed()) {
+    request = {"reload", json::object()};
+  }
+  if (request.command.empty()) return kExitUsage;
+
+  if (runs_locally) {
+    auto result = sqlbak::ctl::run_offline(g.config_file, request, !g.json && ::isatty(STDERR_FILENO));
+    if (!result.ok()) return fail(result.status());
+    return print_result(g, request.command, *result);
+  }
+
+  const bool show_progress = !g.json && ::isatty(STDERR_FILENO);
+  sqlbak::ctl::RemoteError error;
+  auto result = sqlbak::ctl::call_daemon(
+      socket_path(g), request,
+      [&](const json& e) {
+        if (!show_progress || e.value("event", "") != "progress") return;
+        const uint64_t done = e.value("done", uint64_t{0}), total = e.value("total", uint64_t{0});
+        if (total > 0)
+          std::fprintf(stderr, "\r%s %3u%%", e.value("database", std::string()).c_str(),
+                       static_cast<unsigned>(done * 100 / total));
+      },
+      &error);
+  if (show_progress) std::fprintf(stderr, "\r\033[K");
+  if (!result) {
+    if (error.unreachable) {
+      std::cerr << "sqlbakctl: " << error.status.message() << "\n";
+      return kExitUnreachable;
+    }
+    return fail(error.status);
+  }
+  return print_result(g, request.command, *result);
 }

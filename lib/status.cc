@@ -8,6 +8,7 @@ const char* code_name(ErrorCode code) {
   switch (code) {
     case ErrorCode::kOk: return "ok";
     case ErrorCode::kInvalidArgument: return "invalid_argument";
+    case ErrorCode::kUsage: return "usage";
     case ErrorCode::kNotFound: return "not_found";
     case ErrorCode::kIOError: return "io_error";
     case ErrorCode::kNoSpace: return "no_space";

@@ -18,7 +18,8 @@ namespace sqlbak {
 
 enum class ErrorCode {
   kOk = 0,
-  kInvalidArgument,  // bad input from the user: config, command line, path
+  kInvalidArgument,  // bad input from the user: config, path, existing file
+  kUsage,            // a command used wrongly (sqlbakctl exits 2)
   kNotFound,         // a database, backup, object or file that does not exist
   kIOError,          // the operating system refused a read, write, fsync, rename
   kNoSpace,          // ENOSPC / EDQUOT: the target is full
@@ -41,6 +42,7 @@ class [[nodiscard]] Status {
 
   static Status Ok() { return Status(); }
   static Status InvalidArgument(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
+  static Status Usage(std::string m) { return {ErrorCode::kUsage, std::move(m)}; }
   static Status NotFound(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
   static Status IOError(std::string m) { return {ErrorCode::kIOError, std::move(m)}; }
   static Status Corruption(std::string m) { return {ErrorCode::kCorruption, std::move(m)}; }

@@ -1,0 +1,103 @@
+#include "ctl/render.h"
+
+#include "ctl/format.h"
+
+namespace sqlbak::ctl {
+
+using nlohmann::json;
+
+namespace {
+
+uint64_t u64(const json& j, const char* key) { return j.value(key, uint64_t{0}); }
+std::string str(const json& j, const char* key) { return j.value(key, std::string()); }
+
+void render_backups(const json& r, std::ostream& out) {
+  for (const json& b : r.value("backups", json::array()))
+    out << str(b, "database") << ": backup " << str(b, "id") << " on " << str(b, "target") << ": "
+        << u64(b, "page_count") << " pages (" << u64(b, "new_pages") << " new), "
+        << human_bytes(u64(b, "stored_bytes")) << " stored, "
+        << human_millis(b.value("duration_ms", int64_t{0})) << "\n";
+  for (const json& e : r.value("errors", json::array()))
+    out << str(e, "database") << ": backup FAILED" << (str(e, "target").empty() ? "" : " on " + str(e, "target"))
+        << ": " << str(e, "error") << "\n";
+}
+
+void render_list(const json& r, std::ostream& out) {
+  std::vector<std::vector<std::string>> rows{
+      {"ID", "DATABASE", "TARGET", "CREATED", "KIND", "STORED", "SIZE", "RATIO", "DURATION", "VERIFIED"}};
+  for (const json& b : r.value("backups", json::array()))
+    rows.push_back({str(b, "id"), str(b, "database"), str(b, "target"), str(b, "created"),
+                    str(b, "kind"), human_bytes(u64(b, "stored_bytes")),
+                    human_bytes(u64(b, "database_bytes")),
+                    ratio_text(u64(b, "database_bytes"), u64(b, "stored_bytes")),
+                    human_millis(b.value("duration_ms", int64_t{0})), str(b, "verified")});
+  if (rows.size() == 1) {
+    out << "no backups\n";
+    return;
+  }
+  out << render_table(rows);
+}
+
+void render_show(const json& r, std::ostream& out) {
+  const json& m = r.at("manifest");
+  const json& s = m.value("settings", json::object());
+  out << "id:            " << str(m, "id") << "\n"
+      << "database:      " << str(m, "database") << " (" << str(m, "source_path") << ")\n"
+      << "target:        " << str(r, "target") << "\n"
+      << "created:       " << str(m, "created") << " on " << str(m, "host") << "\n"
+      << "kind:          " << str(m, "kind") << "\n"
+      << "pages:         " << u64(m, "page_count") << " x " << u64(m, "page_size") << " bytes ("
+      << human_bytes(u64(m, "source_bytes")) << "), journal mode " << str(m, "journal_mode") << "\n"
+      << "stored:        " << human_bytes(u64(m, "stored_bytes")) << " new (" << u64(m, "new_pages")
+      << " new pages), ratio " << ratio_text(u64(m, "source_bytes"), u64(m, "stored_bytes")) << "\n"
+      << "duration:      " << human_millis(m.value("duration_ms", int64_t{0})) << ", "
+      << u64(m, "restarts") << " restart(s)\n"
+      << "settings:      " << str(s, "compression") << " level " << s.value("compression_level", 0)
+      << ", verify " << str(s, "verify") << ", step_pages " << u64(s, "step_pages") << "\n"
+      << "verification:  " << str(m, "verification") << "\n"
+      << "sqlite:        " << str(m, "sqlite_version") << "\n"
+      << "objects:       " << m.value("packs", json::array()).size() << " pack(s), "
+      << m.value("pages", json::array()).size() << " page run(s)\n";
+}
+
+void render_verify(const json& r, std::ostream& out) {
+  const json& results = r.value("results", json::array());
+  if (results.empty()) out << "no backups to verify\n";
+  for (const json& v : results) {
+    out << str(v, "id") << " (" << str(v, "database") << " on " << str(v, "target") << "): ";
+    if (v.value("ok", false))
+      out << "OK\n";
+    else
+      out << "FAILED: " << str(v, "error") << "\n";
+  }
+}
+
+}  // namespace
+
+void render(const std::string& command, const json& result, std::ostream& out) {
+  if (command == "backup") return render_backups(result, out);
+  if (command == "list") return render_list(result, out);
+  if (command == "show") return render_show(result, out);
+  if (command == "verify") return render_verify(result, out);
+  if (command == "restore") {
+    out << "restored backup " << str(result, "id") << " of " << str(result, "database") << " ("
+        << str(result, "created") << ", " << human_bytes(u64(result, "bytes")) << ") from "
+        << str(result, "target") << " to " << str(result, "path") << "\n";
+    return;
+  }
+  if (result.contains("message")) {
+    out << str(result, "message") << "\n";
+    return;
+  }
+  out << result.dump(2) << "\n";
+}
+
+int result_exit_status(const std::string& command, const json& result) {
+  if (command == "verify")
+    for (const json& v : result.value("results", json::array()))
+      if (!v.value("ok", false)) return 1;
+  if (command == "backup" && !result.value("errors", json::array()).empty()) return 1;
+  return 0;
+}
+
+}  // namespace sqlbak::ctl

@@ -1,0 +1,273 @@
+#include "lib/operations.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "lib/local_store.h"
+#include "lib/restore.h"
+#include "lib/timefmt.h"
+
+namespace sqlbak {
+
+using nlohmann::json;
+
+Workspace::Workspace(Config config, std::function<int64_t()> now_ms)
+    : config_(std::move(config)), now_ms_(std::move(now_ms)) {}
+
+Result<Repository*> Workspace::repository(const std::string& name, bool writable) {
+  auto it = repos_.find(name);
+  if (it != repos_.end()) return it->second.get();
+  auto t = config_.targets.find(name);
+  if (t == config_.targets.end())
+    return Status::NotFound("no target named '" + name + "' in " + config_.source_file);
+  if (t->second.type != "local")
+    return Status::Unsupported("target '" + name + "' is of type " + t->second.type +
+                               ", which this version of sqlbak cannot use yet");
+  auto store = LocalObjectStore::open(name, t->second.path, writable);
+  if (!store.ok()) return store.status();
+  auto repo = Repository::open(std::move(store).value(), name, writable);
+  if (!repo.ok()) return repo.status();
+  Repository* raw = repo->get();
+  repos_[name] = std::move(repo).value();
+  return raw;
+}
+
+Result<std::vector<Repository*>> Workspace::readable_targets(const std::string& name) {
+  std::vector<Repository*> out;
+  if (!name.empty()) {
+    auto r = repository(name, false);
+    if (!r.ok()) return r.status();
+    out.push_back(*r);
+    return out;
+  }
+  for (const auto& [target_name, target] : config_.targets) {
+    if (target.type != "local") continue;
+    auto r = repository(target_name, false);
+    if (r.ok()) {
+      out.push_back(*r);
+    } else if (r.status().code() != ErrorCode::kNotFound) {
+      return r.status();
+    }
+  }
+  return out;
+}
+
+Result<std::pair<Repository*, ManifestRef>> Workspace::locate(const std::string& id,
+                                                              const std::string& target) {
+  auto repos = readable_targets(target);
+  if (!repos.ok()) return repos.status();
+  for (Repository* repo : *repos) {
+    auto ref = repo->find_backup(id);
+    if (ref.ok()) return std::make_pair(repo, *ref);
+    if (ref.status().code() != ErrorCode::kNotFound) return ref.status();
+  }
+  return Status::NotFound("backup " + id + " does not exist on " +
+                          (target.empty() ? "any target of " + config_.source_file
+                                          : "target '" + target + "'"));
+}
+
+Catalog* Workspace::catalog() {
+  if (catalog_ || catalog_failed_) return catalog_.get();
+  auto c = Catalog::open(config_.state_dir);
+  if (!c.ok()) {
+    catalog_failed_ = true;
+    warnings_.push_back("job history not recorded: " + c.status().message());
+    return nullptr;
+  }
+  catalog_ = std::move(c).value();
+  return catalog_.get();
+}
+
+void Workspace::record(const JobRecord& job) {
+  if (Catalog* c = catalog()) {
+    auto r = c->record(job);
+    if (!r.ok()) warnings_.push_back(r.status().message());
+  }
+}
+
+std::string Workspace::scratch_dir() {
+  std::string dir = config_.state_dir + "/tmp";
+  if (::mkdir(config_.state_dir.c_str(), 0750) == 0 || errno == EEXIST) {
+    if ((::mkdir(dir.c_str(), 0750) == 0 || errno == EEXIST) && ::access(dir.c_str(), W_OK) == 0)
+      return dir;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  return tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp";
+}
+
+std::vector<std::string> Workspace::take_warnings() { return std::exchange(warnings_, {}); }
+
+json manifest_summary(const Manifest& m, const std::string& target) {
+  return json{{"id", m.id},
+              {"database", m.database},
+              {"target", target},
+              {"created", m.created},
+              {"created_unix_ms", m.created_unix_ms},
+              {"kind", m.kind},
+              {"page_size", m.page_size},
+              {"page_count", m.page_count},
+              {"database_bytes", m.source_bytes},
+              {"stored_bytes", m.stored_bytes},
+              {"new_pages", m.new_pages},
+              {"ratio", m.stored_bytes == 0 ? 0.0
+                                            : static_cast<double>(m.source_bytes) /
+                                                  static_cast<double>(m.stored_bytes)},
+              {"duration_ms", m.duration_ms},
+              {"verified", m.verification}};
+}
+
+Result<json> list_backups(Workspace& ws, const std::string& database, const std::string& target) {
+  auto repos = ws.readable_targets(target);
+  if (!repos.ok()) return repos.status();
+  std::vector<std::pair<Manifest, std::string>> all;
+  for (Repository* repo : *repos) {
+    auto ms = repo->list_manifests(database);
+    if (!ms.ok()) return ms.status();
+    for (Manifest& m : *ms) all.emplace_back(std::move(m), repo->target_name());
+  }
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return a.first.created_unix_ms > b.first.created_unix_ms;
+  });
+  json arr = json::array();
+  for (const auto& [m, t] : all) arr.push_back(manifest_summary(m, t));
+  return json{{"backups", arr}};
+}
+
+Result<json> show_backup(Workspace& ws, const std::string& id, const std::string& target) {
+  auto found = ws.locate(id, target);
+  if (!found.ok()) return found.status();
+  auto m = found->first->read_manifest(found->second);
+  if (!m.ok()) return m.status().WithContext("backup " + id);
+  std::string text;
+  SQLBAK_RETURN_IF_ERROR(found->first->store().get(found->second.key, &text));
+  return json{{"target", found->first->target_name()}, {"manifest", json::parse(text)["manifest"]}};
+}
+
+Result<json> verify_backups(Workspace& ws, const std::vector<std::string>& ids,
+                            const std::string& database, bool all, const std::string& target) {
+  if (ids.empty() && database.empty() && !all)
+    return Status::Usage("verify: name backup ids, or use --db DB or --all");
+  json results = json::array();
+  std::vector<std::pair<Repository*, ManifestRef>> chosen;
+  for (const std::string& id : ids) {
+    auto found = ws.locate(id, target);
+    if (!found.ok()) {
+      results.push_back({{"id", id}, {"database", ""}, {"target", target}, {"ok", false},
+                         {"error", found.status().message()}});
+      continue;
+    }
+    chosen.push_back(*found);
+  }
+  if (ids.empty()) {
+    auto repos = ws.readable_targets(target);
+    if (!repos.ok()) return repos.status();
+    for (Repository* repo : *repos) {
+      auto refs = repo->list_manifest_refs(database);
+      if (!refs.ok()) return refs.status();
+      for (const ManifestRef& ref : *refs) chosen.emplace_back(repo, ref);
+    }
+  }
+  const std::string scratch = ws.scratch_dir();
+  for (const auto& [repo, ref] : chosen) {
+    const int64_t started = ws.now_ms();
+    std::string error;
+    auto m = repo->read_manifest(ref);
+    if (!m.ok()) {
+      error = m.status().WithContext("backup " + ref.id).message();
+    } else {
+      auto check = verify_backup(*repo, *m, scratch, VerifyMode::kIntegrity);
+      if (!check.ok()) error = check.status().message();
+    }
+    results.push_back({{"id", ref.id}, {"database", ref.database}, {"target", repo->target_name()},
+                       {"ok", error.empty()}, {"error", error}});
+    ws.record({0, "verify", ref.database, repo->target_name(), ref.id, started,
+               ws.now_ms() - started, m.ok() ? static_cast<int64_t>(m->source_bytes) : 0, 0, 0,
+               error.empty() ? "success" : "failure", error});
+  }
+  return json{{"results", results}};
+}
+
+Result<json> restore(Workspace& ws, const RestoreRequest& a) {
+  std::pair<Repository*, ManifestRef> found;
+  if (!a.at.empty()) {
+    auto at = parse_timestamp(a.at, ws.now_ms());
+    if (!at.ok()) return Status::Usage(at.status().message());
+    auto repos = ws.readable_targets(a.target);
+    if (!repos.ok()) return repos.status();
+    int64_t best_ms = -1;
+    for (Repository* repo : *repos) {
+      auto refs = repo->list_manifest_refs(a.what);
+      if (!refs.ok()) return refs.status();
+      for (const ManifestRef& ref : *refs) {
+        auto m = repo->read_manifest(ref);
+        if (m.ok() && m->created_unix_ms <= *at && m->created_unix_ms > best_ms) {
+          best_ms = m->created_unix_ms;
+          found = {repo, ref};
+        }
+      }
+    }
+    if (best_ms < 0)
+      return Status::NotFound("no backup of database '" + a.what + "' was taken at or before " + a.at);
+  } else {
+    auto f = ws.locate(a.what, a.target);
+    if (!f.ok()) return f.status();
+    found = *f;
+  }
+  const int64_t started = ws.now_ms();
+  auto m = found.first->read_manifest(found.second);
+  Status st = m.ok() ? restore_backup(*found.first, *m, a.to, a.force)
+                     : m.status().WithContext("backup " + found.second.id);
+  ws.record({0, "restore", found.second.database, found.first->target_name(), found.second.id,
+             started, ws.now_ms() - started, m.ok() ? static_cast<int64_t>(m->source_bytes) : 0, 0,
+             0, st.ok() ? "success" : "failure", st.message()});
+  if (!st.ok()) return st;
+  return json{{"id", m->id}, {"database", m->database}, {"created", m->created},
+              {"target", found.first->target_name()}, {"path", a.to}, {"bytes", m->source_bytes}};
+}
+
+Result<BackupRequest> prepare_backup(Workspace& ws, const DatabaseConfig& db) {
+  BackupRequest req;
+  req.database = db;
+  req.now_ms = [&ws] { return ws.now_ms(); };
+  req.scratch_dir = ws.scratch_dir();
+  for (const std::string& t : db.settings.targets) {
+    auto repo = ws.repository(t, true);
+    if (!repo.ok()) return repo.status().WithContext("database '" + db.name + "'");
+    req.targets.push_back(*repo);
+  }
+  return req;
+}
+
+json record_backup(Workspace& ws, const DatabaseConfig& db, int64_t started,
+                   const Status& start_error, const std::vector<TargetOutcome>& outcomes) {
+  json backups = json::array(), errors = json::array();
+  const int64_t now = ws.now_ms();
+  if (!start_error.ok()) {
+    errors.push_back({{"database", db.name}, {"target", ""}, {"error", start_error.message()},
+                      {"code", code_name(start_error.code())}});
+    ws.record({0, "backup", db.name, "", "", started, now - started, 0, 0, 0,
+               start_error.code() == ErrorCode::kCancelled ? "cancelled" : "failure",
+               start_error.message()});
+  }
+  for (const TargetOutcome& o : outcomes) {
+    const Manifest& m = o.manifest;
+    JobRecord job{0, "backup", db.name, o.target, m.id, started, now - started,
+                  static_cast<int64_t>(m.source_bytes), static_cast<int64_t>(m.stored_bytes),
+                  static_cast<int64_t>(m.new_pages), "success", ""};
+    if (o.status.ok()) {
+      backups.push_back(manifest_summary(m, o.target));
+    } else {
+      errors.push_back({{"database", db.name}, {"target", o.target}, {"error", o.status.message()},
+                        {"code", code_name(o.status.code())}});
+      job.result = "failure";
+      job.error = o.status.message();
+      job.backup_id.clear();
+    }
+    ws.record(job);
+  }
+  return json{{"backups", backups}, {"errors", errors}};
+}
+
+}  // namespace sqlbak

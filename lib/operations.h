@@ -1,0 +1,85 @@
+// Operations on backups that both sqlbakctl --offline and sqlbakd perform:
+// list, show, verify, restore, and the record of a backup's outcome. Each
+// returns the JSON document that `sqlbakctl --json` prints (and that the
+// daemon sends over the control socket), so both paths give the same data;
+// ctl/render.h turns them into human text.
+//
+// A Workspace is what the operations work with: a loaded config, the
+// repositories of its targets (opened on first use), the catalog.
+// Thread-safety: a Workspace is used by one thread at a time.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lib/backup.h"
+#include "lib/catalog.h"
+#include "lib/config.h"
+#include "lib/repository.h"
+#include "lib/status.h"
+
+namespace sqlbak {
+
+class Workspace {
+ public:
+  explicit Workspace(Config config, std::function<int64_t()> now_ms);
+  const Config& config() const { return config_; }
+  int64_t now_ms() const { return now_ms_(); }
+
+  // Opens target NAME; a WRITABLE one gets a repository created when empty.
+  Result<Repository*> repository(const std::string& name, bool writable);
+  // NAME alone, or every configured target that holds a repository.
+  Result<std::vector<Repository*>> readable_targets(const std::string& name);
+  // Finds backup ID on TARGET (or on the first target that has it).
+  Result<std::pair<Repository*, ManifestRef>> locate(const std::string& id, const std::string& target);
+
+  // The catalog, or nullptr when the state directory is unusable (a warning
+  // is kept): history is not worth failing a restore on a fresh host for.
+  Catalog* catalog();
+  void record(const JobRecord& job);
+  // Where images are rebuilt to be checked: STATE_DIR/tmp, else $TMPDIR or /var/tmp.
+  std::string scratch_dir();
+  // Warnings gathered so far (and cleared).
+  std::vector<std::string> take_warnings();
+
+ private:
+  Config config_;
+  std::function<int64_t()> now_ms_;
+  std::map<std::string, std::unique_ptr<Repository>> repos_;
+  std::unique_ptr<Catalog> catalog_;
+  bool catalog_failed_ = false;
+  std::vector<std::string> warnings_;
+};
+
+// One backup in `list`, `backup` and the API.
+nlohmann::json manifest_summary(const Manifest& m, const std::string& target);
+
+// {"backups":[summary...]} newest first.
+Result<nlohmann::json> list_backups(Workspace& ws, const std::string& database, const std::string& target);
+// {"target":..., "manifest":{...}} as stored.
+Result<nlohmann::json> show_backup(Workspace& ws, const std::string& id, const std::string& target);
+// {"results":[{"id","database","target","ok","error"}]}; every job recorded.
+// Fails only when the backups to check cannot be listed.
+Result<nlohmann::json> verify_backups(Workspace& ws, const std::vector<std::string>& ids,
+                                      const std::string& database, bool all, const std::string& target);
+
+struct RestoreRequest {
+  std::string what;  // backup id, or database name with `at`
+  std::string to, at, target;
+  bool force = false;
+};
+// {"id","database","created","path","bytes"}
+Result<nlohmann::json> restore(Workspace& ws, const RestoreRequest& request);
+
+// Sets up the request for a backup of DB to each of its targets.
+Result<BackupRequest> prepare_backup(Workspace& ws, const DatabaseConfig& db);
+// Records OUTCOMES (or START_ERROR) in the catalog and returns
+// {"backups":[summary...],"errors":[{"database","target","error"}]}.
+nlohmann::json record_backup(Workspace& ws, const DatabaseConfig& db, int64_t started_ms,
+                             const Status& start_error, const std::vector<TargetOutcome>& outcomes);
+
+}  // namespace sqlbak

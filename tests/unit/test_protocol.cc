@@ -1,0 +1,56 @@
+#include <catch2/catch.hpp>
+
+#include "lib/protocol.h"
+
+using namespace sqlbak;
+using nlohmann::json;
+
+TEST_CASE("frames round-trip whatever the chunking") {
+  std::string stream = encode_frame(encode_request({"backup", {{"databases", {"shop", "é"}}}})) +
+                       encode_frame(reply_ok({{"id", "x"}}));
+  for (size_t chunk : {1, 3, 7, 1000}) {
+    FrameDecoder d;
+    std::vector<json> got;
+    for (size_t i = 0; i < stream.size(); i += chunk) {
+      d.feed(std::string_view(stream).substr(i, chunk));
+      for (;;) {
+        auto m = d.next();
+        REQUIRE(m.ok());
+        if (!m->has_value()) break;
+        got.push_back(**m);
+      }
+    }
+    REQUIRE(got.size() == 2);
+    auto req = decode_request(got[0]);
+    REQUIRE(req.ok());
+    CHECK(req->command == "backup");
+    CHECK(req->args["databases"][1] == "é");
+    CHECK(got[1]["ok"] == true);
+  }
+}
+
+TEST_CASE("bad frames and requests are refused with a reason") {
+  FrameDecoder big;
+  big.feed(std::string("\x7f\xff\xff\xff", 4));
+  CHECK(big.next().status().message().find("limit") != std::string::npos);
+  FrameDecoder zero;
+  zero.feed(std::string("\0\0\0\0", 4));
+  CHECK_FALSE(zero.next().ok());
+  FrameDecoder not_json;
+  not_json.feed(std::string("\0\0\0\3abc", 7));
+  CHECK(not_json.next().status().message().find("JSON") != std::string::npos);
+  FrameDecoder array;
+  array.feed(encode_frame(json::array({1, 2})));
+  CHECK_FALSE(array.next().ok());
+
+  CHECK_FALSE(decode_request(json{{"command", "status"}}).ok());                   // no version
+  CHECK_FALSE(decode_request(json{{"v", 99}, {"command", "status"}}).ok());        // future version
+  CHECK_FALSE(decode_request(json{{"v", 1}}).ok());                                // no command
+  CHECK_FALSE(decode_request(json{{"v", 1}, {"command", 5}}).ok());
+  CHECK_FALSE(decode_request(json{{"v", 1}, {"command", "x"}, {"args", 3}}).ok());
+  auto ok = decode_request(json{{"v", 1}, {"command", "status"}});
+  REQUIRE(ok.ok());
+  CHECK(ok->args.is_object());
+  json e = reply_error(Status::NotFound("backup X does not exist"));
+  CHECK(e["error"]["code"] == "not_found");
+}
