@@ -72,6 +72,28 @@ void render_verify(const json& r, std::ostream& out) {
   }
 }
 
+void render_status(const json& r, std::ostream& out) {
+  const int64_t up = r.value("uptime_seconds", int64_t{0});
+  out << "sqlbakd " << str(r, "version") << ", pid " << r.value("pid", 0) << ", up "
+      << human_millis(up * 1000) << ", config " << str(r, "config") << "\n\n";
+  std::vector<std::vector<std::string>> rows{{"DATABASE", "LAST BACKUP", "RESULT", "AT", "NEXT BACKUP", "RUNNING"}};
+  for (const json& d : r.value("databases", json::array())) {
+    const json& last = d.value("last_backup", json());
+    const json& run = d.value("running", json());
+    std::string running = "-";
+    if (run.is_object()) {
+      const uint64_t total = u64(run, "total");
+      running = "job " + std::to_string(run.value("job", 0)) + " " +
+                (total > 0 ? std::to_string(u64(run, "done") * 100 / total) + "%" : "starting");
+    }
+    rows.push_back({str(d, "name"), last.is_object() && !str(last, "id").empty() ? str(last, "id") : "-",
+                    last.is_object() ? str(last, "result") : "never", last.is_object() ? str(last, "time") : "-",
+                    d.value("next_backup", json()).is_string() ? d["next_backup"].get<std::string>() : "-", running});
+    if (last.is_object() && !str(last, "error").empty()) rows.back()[2] += ": " + str(last, "error");
+  }
+  out << render_table(rows);
+}
+
 }  // namespace
 
 void render(const std::string& command, const json& result, std::ostream& out) {
@@ -79,6 +101,7 @@ void render(const std::string& command, const json& result, std::ostream& out) {
   if (command == "list") return render_list(result, out);
   if (command == "show") return render_show(result, out);
   if (command == "verify") return render_verify(result, out);
+  if (command == "status") return render_status(result, out);
   if (command == "restore") {
     out << "restored backup " << str(result, "id") << " of " << str(result, "database") << " ("
         << str(result, "created") << ", " << human_bytes(u64(result, "bytes")) << ") from "

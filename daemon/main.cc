@@ -1,8 +1,14 @@
-// sqlbakd: the sqlbak daemon. This build provides --check-config; the event
-// loop, scheduler and control socket arrive with issue 3.
+// sqlbakd: the sqlbak daemon. Parses the command line, loads the
+// configuration, and runs the Daemon's event loop in the foreground
+// (systemd Type=notify).
+#include <utility>  // Boost 1.74 asio uses std::exchange without including it
+
 #include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
 #include <iostream>
 
+#include "daemon/daemon.h"
+#include "daemon/log.h"
 #include "lib/config.h"
 
 int main(int argc, char** argv) {
@@ -11,9 +17,12 @@ int main(int argc, char** argv) {
   bool check_only = false;
   app.add_option("-c,--config", config_file, "configuration file")->capture_default_str();
   app.add_flag("--check-config", check_only, "validate the configuration and exit");
+  app.set_version_flag("--version", "sqlbakd " SQLBAK_VERSION);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     app.exit(e);
@@ -23,10 +32,29 @@ int main(int argc, char** argv) {
   for (const sqlbak::ConfigError& e : r.errors) std::cerr << e.to_string() << "\n";
   if (!r.config) return 1;
   if (check_only) {
-    std::cout << config_file << ": valid\n";
+    std::cout << config_file << ": valid, " << r.config->databases.size() << " database(s)\n";
     return 0;
   }
-  std::cerr << "sqlbakd: the daemon mode is not available in this build; use "
-               "`sqlbakctl --offline -c " << config_file << " backup` from cron or a systemd timer\n";
-  return 1;
+
+  sqlbak::daemon::log_init();
+  boost::asio::io_context io;
+  int exit_status = 0;
+  {
+    sqlbak::daemon::Daemon daemon(io, config_file, std::move(*r.config));
+    sqlbak::Status st = daemon.start();
+    if (!st.ok()) {
+      sqlbak::daemon::log_error("cannot start: " + st.message());
+      return 1;
+    }
+    io.run();
+    if (!daemon.idle()) {
+      // A job still finishing on the pool (an integrity check cannot be
+      // interrupted) is dropped: its manifest was not written, so nothing
+      // half-done is listed.
+      sqlbak::daemon::log_info("stopped");
+      std::_Exit(exit_status);
+    }
+  }
+  sqlbak::daemon::log_info("stopped");
+  return exit_status;
 }

@@ -234,7 +234,8 @@ std::optional<PosixTz> parse_posix_tz(std::string_view s) {
 // The UTC instant at which RULE changes the clock in YEAR, the rule's time of
 // day being local time at OFFSET (glibc's compute_change).
 int64_t rule_change(const PosixRule& rule, int64_t year, int32_t offset) {
-  int64_t day = days_from_civil(year, 1, 1);
+  // glibc counts from 1970-01-01 for every year up to 1970.
+  int64_t day = year > 1970 ? days_from_civil(year, 1, 1) : 0;
   switch (rule.kind) {
     case 'J':
       day += rule.day - 1;
@@ -244,8 +245,9 @@ int64_t rule_change(const PosixRule& rule, int64_t year, int32_t offset) {
       day += rule.day;
       break;
     default: {
-      const int64_t first = days_from_civil(year, rule.month, 1);
-      const int dow = static_cast<int>(((first + 4) % 7 + 7) % 7);
+      const int64_t first = day + kDaysBeforeMonth[is_leap(year)][rule.month - 1];
+      const int64_t true_first = days_from_civil(year, rule.month, 1);
+      const int dow = static_cast<int>(((true_first + 4) % 7 + 7) % 7);
       const int month_days = kDaysBeforeMonth[is_leap(year)][rule.month] - kDaysBeforeMonth[is_leap(year)][rule.month - 1];
       int d = rule.day - dow;
       if (d < 0) d += 7;
@@ -584,7 +586,7 @@ class ZoneClock {
     if (!found_by_gap && isdst_differ(isdst, got.isdst)) {
       // The right wall time with the wrong isdst: borrow the offset of the
       // nearest time that has the requested one.
-      constexpr int64_t kStride = 601200, kBound = 536454000 / 2 + 601200;
+      constexpr int64_t kStride = 601200, kBound = 457243209 / 2 + 601200;
       bool found = false;
       for (int64_t delta = kStride; delta < kBound && !found; delta += kStride) {
         for (int direction = -1; direction <= 1 && !found; direction += 2) {
@@ -597,7 +599,12 @@ class ZoneClock {
           }
         }
       }
-      if (!found) return std::nullopt;
+      if (!found) {
+        // None nearby (TZ=UTC with isdst 1): glibc assumes summer time is one
+        // hour ahead of standard time.
+        t += 3600 * ((isdst == 0) - (got.isdst == 0));
+        got = zone_.to_local(t);
+      }
     }
     offset_guess_ = t - t0 + offset_guess_;
     if (sec_requested != got.sec) {

@@ -90,6 +90,8 @@ constexpr EnumName<VerifyMode> kVerifyNames[] = {
 };
 
 constexpr std::string_view kAlertEvents[] = {"failure", "success", "health"};
+// What an alert channel is sent when its `on:` is left out.
+std::vector<std::string> default_alert_events() { return {"failure", "health"}; }
 
 struct RetentionCount {
   std::string_view key;
@@ -173,6 +175,8 @@ class ConfigLoader {
   bool read_nonempty_string(const Field& f, std::string& out);
   bool read_absolute_path(const Field& f, std::string& out);
   bool read_url(const Field& f, std::initializer_list<std::string_view> schemes, std::string& out);
+  bool read_one_of(const Field& f, std::initializer_list<std::string_view> allowed, std::string& out);
+  bool read_host_port(const Field& f, std::string& out);
   bool read_int(const Field& f, int min, int max, int& out);
   bool read_bool(const Field& f, bool& out);
   bool read_seconds(const Field& f, std::chrono::seconds min, std::chrono::seconds& out);
@@ -192,8 +196,11 @@ class ConfigLoader {
   void read_target_names(const Field& f, std::vector<std::string>& out);
   void read_databases(const Field& f);
   void read_database(const Field& f);
+  void read_database_name(const Field& f, std::string& out);
   void read_http(const Field& f);
   void read_alerts(const Field& f);
+  void read_email_alert(const Field& f);
+  void read_webhook_alert(const Field& f);
   void read_alert_events(const Field& f, std::vector<std::string>& out);
 
   std::string file_;
@@ -318,13 +325,49 @@ bool ConfigLoader::read_absolute_path(const Field& f, std::string& out) {
   return true;
 }
 
-bool ConfigLoader::read_url(const Field& f, std::initializer_list<std::string_view> schemes, std::string& out) {
+bool ConfigLoader::read_url(const Field& f, std::initializer_list<std::string_view> schemes,
+                            std::string& out) {
   std::string value;
   if (!read_nonempty_string(f, value)) return false;
   if (!starts_with_any(value, schemes)) {
     std::string expected;
     for (std::string_view s : schemes) expected += (expected.empty() ? "" : " or ") + std::string(s);
     error(f, in_quotes(f.path) + " must start with " + expected + ", got " + in_quotes(value));
+    return false;
+  }
+  out = std::move(value);
+  return true;
+}
+
+bool ConfigLoader::read_one_of(const Field& f, std::initializer_list<std::string_view> allowed,
+                               std::string& out) {
+  std::string value;
+  if (!read_nonempty_string(f, value)) return false;
+  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end()) {
+    std::string expected;
+    for (std::string_view a : allowed) expected += (expected.empty() ? "" : ", ") + std::string(a);
+    error(f, in_quotes(f.path) + " must be one of " + expected + ", got " + in_quotes(value));
+    return false;
+  }
+  out = std::move(value);
+  return true;
+}
+
+bool ConfigLoader::read_host_port(const Field& f, std::string& out) {
+  std::string value;
+  if (!read_nonempty_string(f, value)) return false;
+  // The host may itself hold colons ("[::1]:9469"); the port follows the last.
+  size_t colon = value.rfind(':');
+  int port = 0;
+  bool valid = colon != std::string::npos && colon > 0;
+  if (valid) {
+    const char* first = value.data() + colon + 1;
+    const char* last = value.data() + value.size();
+    auto [end, ec] = std::from_chars(first, last, port);
+    valid = ec == std::errc() && end == last && port >= 1 && port <= 65535;
+  }
+  if (!valid) {
+    error(f, in_quotes(f.path) + " must be HOST:PORT (e.g. 127.0.0.1:9469), got " + in_quotes(value));
     return false;
   }
   out = std::move(value);
@@ -507,25 +550,23 @@ void ConfigLoader::read_target(const Field& f, const std::string& name) {
     keys.push_back({"path", [&](const Field& v) { read_absolute_path(v, target.path); }});
     required = {"path"};
   } else if (target.type == "s3") {
-    auto string_key = [&](std::string_view key, std::string& out) {
-      return KeySpec{key, [this, &out](const Field& v) { read_nonempty_string(v, out); }};
+    auto text = [this](std::string& out) {
+      return [this, &out](const Field& v) { read_nonempty_string(v, out); };
     };
-    auto secret_key = [&](std::string_view key, std::string& out) {
-      return KeySpec{key, [this, &out](const Field& v) { read_secret_file(v, out); }};
+    auto secret = [this](std::string& out) {
+      return [this, &out](const Field& v) { read_secret_file(v, out); };
     };
-    keys.push_back({"endpoint", [&](const Field& v) { read_url(v, {"https://", "http://"}, target.endpoint); }});
-    keys.push_back(string_key("region", target.region));
-    keys.push_back(string_key("bucket", target.bucket));
-    keys.push_back({"prefix", [&](const Field& v) { read_string(v, target.prefix); }});
-    keys.push_back(secret_key("access_key_id_file", target.access_key_id_file));
-    keys.push_back(secret_key("secret_access_key_file", target.secret_access_key_file));
-    keys.push_back(string_key("storage_class", target.storage_class));
-    keys.push_back({"sse", [&](const Field& v) {
-                      if (read_nonempty_string(v, target.sse) && target.sse != "AES256" && target.sse != "aws:kms") {
-                        error(v, in_quotes(v.path) + " must be AES256 or aws:kms, got " + in_quotes(target.sse));
-                      }
-                    }});
-    keys.push_back(string_key("sse_kms_key_id", target.sse_kms_key_id));
+    keys.insert(keys.end(), {
+        {"endpoint", [&](const Field& v) { read_url(v, {"https://", "http://"}, target.endpoint); }},
+        {"region", text(target.region)},
+        {"bucket", text(target.bucket)},
+        {"prefix", [&](const Field& v) { read_string(v, target.prefix); }},
+        {"access_key_id_file", secret(target.access_key_id_file)},
+        {"secret_access_key_file", secret(target.secret_access_key_file)},
+        {"storage_class", text(target.storage_class)},
+        {"sse", [&](const Field& v) { read_one_of(v, {"AES256", "aws:kms"}, target.sse); }},
+        {"sse_kms_key_id", text(target.sse_kms_key_id)},
+    });
     required = {"endpoint", "region", "bucket", "access_key_id_file", "secret_access_key_file"};
   } else {
     error(type_field, in_quotes(type_field.path) + " must be local or s3, got " + in_quotes(target.type));
@@ -565,14 +606,14 @@ KeyTable ConfigLoader::settings_keys(DatabaseSettings& s, bool& targets_given) {
 void ConfigLoader::read_compression(const Field& f, CompressionSettings& out) {
   Field level_field;
   bool level_ok = true;
-  auto present = visit_map(f, {
-                                  {"algorithm", [&](const Field& v) { read_enum(v, kCompressionNames, out.algorithm); }},
-                                  {"level",
-                                   [&](const Field& v) {
-                                     level_field = v;
-                                     level_ok = read_int(v, INT_MIN, INT_MAX, out.level);
-                                   }},
-                              });
+  const KeyTable keys = {
+      {"algorithm", [&](const Field& v) { read_enum(v, kCompressionNames, out.algorithm); }},
+      {"level", [&](const Field& v) {
+         level_field = v;
+         level_ok = read_int(v, INT_MIN, INT_MAX, out.level);
+       }},
+  };
+  auto present = visit_map(f, keys);
   if (!level_ok || out.algorithm == CompressionAlgorithm::kNone) return;
   // Checked on the effective pair: switching a database to gzip must not
   // silently keep a zstd level inherited from `defaults:`.
@@ -590,9 +631,13 @@ void ConfigLoader::read_compression(const Field& f, CompressionSettings& out) {
 void ConfigLoader::read_retention(const Field& f, RetentionPolicy& out) {
   KeyTable keys;
   for (const RetentionCount& count : kRetentionCounts) {
-    keys.push_back({count.key, [this, &out, &count](const Field& v) { read_int(v, 0, INT_MAX, out.*count.count); }});
+    keys.push_back({count.key, [this, &out, &count](const Field& v) {
+                      read_int(v, 0, INT_MAX, out.*count.count);
+                    }});
   }
-  keys.push_back({"keep_within", [&](const Field& v) { read_seconds(v, std::chrono::seconds(0), out.keep_within); }});
+  keys.push_back({"keep_within", [this, &out](const Field& v) {
+                    read_seconds(v, std::chrono::seconds(0), out.keep_within);
+                  }});
   visit_map(f, keys);
 }
 
@@ -603,7 +648,8 @@ void ConfigLoader::read_target_names(const Field& f, std::vector<std::string>& o
   for (size_t i = 0; i < names.size(); ++i) {
     Field item = child(f, f.value[i], f.mark, f.path + "[" + std::to_string(i) + "]");
     if (!config_.targets.contains(names[i])) {
-      error(item, in_quotes(f.path) + " names target " + in_quotes(names[i]) + ", which is not defined under 'targets:'");
+      error(item, in_quotes(f.path) + " names target " + in_quotes(names[i]) +
+                      ", which is not defined under 'targets:'");
     }
     if (!seen.insert(names[i]).second) {
       error(item, "target " + in_quotes(names[i]) + " is listed twice in " + in_quotes(f.path));
@@ -625,6 +671,19 @@ void ConfigLoader::read_databases(const Field& f) {
   }
 }
 
+void ConfigLoader::read_database_name(const Field& f, std::string& out) {
+  if (!read_nonempty_string(f, out)) return;
+  if (!is_valid_name(out)) {
+    error(f, "database name " + in_quotes(out) + " must match [A-Za-z0-9_.-]+");
+    return;
+  }
+  auto [first, inserted] = database_name_lines_.emplace(out, f.mark.line + 1);
+  if (!inserted) {
+    error(f, "duplicate database name " + in_quotes(out) + " (first defined at line " +
+                 std::to_string(first->second) + ")");
+  }
+}
+
 void ConfigLoader::read_database(const Field& f) {
   if (!f.value.IsMap()) {
     error(f, in_quotes(f.path) + " must be a mapping with 'name' and 'path', got " + describe(f.value));
@@ -634,15 +693,7 @@ void ConfigLoader::read_database(const Field& f) {
   db.settings = config_.defaults;
   bool targets_given = false;
   KeyTable keys = settings_keys(db.settings, targets_given);
-  keys.push_back({"name", [&](const Field& v) {
-                    if (!read_nonempty_string(v, db.name)) return;
-                    if (!is_valid_name(db.name)) {
-                      error(v, "database name " + in_quotes(db.name) + " must match [A-Za-z0-9_.-]+");
-                    } else if (auto [it, inserted] = database_name_lines_.emplace(db.name, v.mark.line + 1); !inserted) {
-                      error(v, "duplicate database name " + in_quotes(db.name) + " (first defined at line " +
-                                   std::to_string(it->second) + ")");
-                    }
-                  }});
+  keys.push_back({"name", [&](const Field& v) { read_database_name(v, db.name); }});
   keys.push_back({"path", [&](const Field& v) { read_absolute_path(v, db.path); }});
   auto present = visit_map(f, keys);
   require_keys(f, present, {"name", "path"}, in_quotes(f.path));
@@ -651,7 +702,8 @@ void ConfigLoader::read_database(const Field& f) {
   if (targets_given) {
     if (db.settings.targets.empty()) error(f, what + " has no targets");
   } else if (!defaults_targets_given_ && !config_.targets.contains("local")) {
-    error(f, what + " has no targets: define a target named 'local', or set 'targets' here or under 'defaults:'");
+    error(f, what + " has no targets: define a target named 'local', "
+                    "or set 'targets' here or under 'defaults:'");
   } else if (db.settings.targets.empty()) {
     error(f, what + " has no targets ('defaults.targets' is empty)");
   }
@@ -663,25 +715,11 @@ void ConfigLoader::read_http(const Field& f) {
   if (f.value.IsNull()) return;
   HttpConfig http;
   http.listen = "127.0.0.1:9469";
-  visit_map(f, {
-                   {"listen",
-                    [&](const Field& v) {
-                      std::string listen;
-                      if (!read_nonempty_string(v, listen)) return;
-                      size_t colon = listen.rfind(':');
-                      int port = 0;
-                      std::string_view port_text =
-                          colon == std::string::npos ? std::string_view() : std::string_view(listen).substr(colon + 1);
-                      auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-                      if (colon == 0 || colon == std::string::npos || ec != std::errc() ||
-                          end != port_text.data() + port_text.size() || port < 1 || port > 65535) {
-                        error(v, "'http.listen' must be HOST:PORT (e.g. 127.0.0.1:9469), got " + in_quotes(listen));
-                        return;
-                      }
-                      http.listen = listen;
-                    }},
-                   {"token_file", [&](const Field& v) { read_secret_file(v, http.token_file); }},
-               });
+  const KeyTable keys = {
+      {"listen", [&](const Field& v) { read_host_port(v, http.listen); }},
+      {"token_file", [&](const Field& v) { read_secret_file(v, http.token_file); }},
+  };
+  visit_map(f, keys);
   config_.http = std::move(http);
 }
 
@@ -697,49 +735,51 @@ void ConfigLoader::read_alert_events(const Field& f, std::vector<std::string>& o
   out = std::move(events);
 }
 
+void ConfigLoader::read_email_alert(const Field& f) {
+  if (f.value.IsNull()) return;
+  EmailAlertConfig email;
+  email.on = default_alert_events();
+  const KeyTable keys = {
+      {"url", [&](const Field& v) { read_url(v, {"smtp://", "smtps://"}, email.url); }},
+      {"starttls", [&](const Field& v) { read_bool(v, email.starttls); }},
+      {"from", [&](const Field& v) { read_nonempty_string(v, email.from); }},
+      {"to", [&](const Field& v) {
+         if (read_string_list(v, email.to) && email.to.empty()) {
+           error(v, in_quotes(v.path) + " needs at least one address");
+         }
+       }},
+      {"username", [&](const Field& v) { read_string(v, email.username); }},
+      {"password_file", [&](const Field& v) { read_secret_file(v, email.password_file); }},
+      {"on", [&](const Field& v) { read_alert_events(v, email.on); }},
+  };
+  auto present = visit_map(f, keys);
+  require_keys(f, present, {"url", "from", "to"}, in_quotes(f.path));
+  config_.alerts.email = std::move(email);
+}
+
+void ConfigLoader::read_webhook_alert(const Field& f) {
+  if (f.value.IsNull()) return;
+  WebhookAlertConfig webhook;
+  webhook.on = default_alert_events();
+  const KeyTable keys = {
+      {"url", [&](const Field& v) { read_url(v, {"https://", "http://"}, webhook.url); }},
+      {"token_file", [&](const Field& v) { read_secret_file(v, webhook.token_file); }},
+      {"on", [&](const Field& v) { read_alert_events(v, webhook.on); }},
+  };
+  auto present = visit_map(f, keys);
+  require_keys(f, present, {"url"}, in_quotes(f.path));
+  config_.alerts.webhook = std::move(webhook);
+}
+
 void ConfigLoader::read_alerts(const Field& f) {
-  const std::vector<std::string> default_events = {"failure", "health"};
-  visit_map(f, {
-                   {"email",
-                    [&](const Field& v) {
-                      if (v.value.IsNull()) return;
-                      EmailAlertConfig email;
-                      email.on = default_events;
-                      auto present = visit_map(
-                          v, {
-                                 {"url", [&](const Field& x) { read_url(x, {"smtp://", "smtps://"}, email.url); }},
-                                 {"starttls", [&](const Field& x) { read_bool(x, email.starttls); }},
-                                 {"from", [&](const Field& x) { read_nonempty_string(x, email.from); }},
-                                 {"to",
-                                  [&](const Field& x) {
-                                    if (read_string_list(x, email.to) && email.to.empty()) {
-                                      error(x, "'alerts.email.to' needs at least one address");
-                                    }
-                                  }},
-                                 {"username", [&](const Field& x) { read_string(x, email.username); }},
-                                 {"password_file", [&](const Field& x) { read_secret_file(x, email.password_file); }},
-                                 {"on", [&](const Field& x) { read_alert_events(x, email.on); }},
-                             });
-                      require_keys(v, present, {"url", "from", "to"}, "'alerts.email'");
-                      config_.alerts.email = std::move(email);
-                    }},
-                   {"webhook",
-                    [&](const Field& v) {
-                      if (v.value.IsNull()) return;
-                      WebhookAlertConfig webhook;
-                      webhook.on = default_events;
-                      auto present = visit_map(
-                          v, {
-                                 {"url", [&](const Field& x) { read_url(x, {"https://", "http://"}, webhook.url); }},
-                                 {"token_file", [&](const Field& x) { read_secret_file(x, webhook.token_file); }},
-                                 {"on", [&](const Field& x) { read_alert_events(x, webhook.on); }},
-                             });
-                      require_keys(v, present, {"url"}, "'alerts.webhook'");
-                      config_.alerts.webhook = std::move(webhook);
-                    }},
-                   {"repeat_after",
-                    [&](const Field& v) { read_seconds(v, std::chrono::seconds(0), config_.alerts.repeat_after); }},
-               });
+  const KeyTable keys = {
+      {"email", [this](const Field& v) { read_email_alert(v); }},
+      {"webhook", [this](const Field& v) { read_webhook_alert(v); }},
+      {"repeat_after", [this](const Field& v) {
+         read_seconds(v, std::chrono::seconds(0), config_.alerts.repeat_after);
+       }},
+  };
+  visit_map(f, keys);
 }
 
 ConfigLoadResult ConfigLoader::load(const std::string& text) {
@@ -762,21 +802,22 @@ ConfigLoadResult ConfigLoader::load(const std::string& text) {
       Field targets, defaults, databases, http, alerts;
       auto keep = [](Field& slot) { return [&slot](const Field& v) { slot = v; }; };
       if (!root.IsNull() && !root.IsMap()) {
-        error(root_field, "the configuration must be a mapping of keys (socket, targets, databases, ...), got " +
-                              describe(root));
+        error(root_field, "the configuration must be a mapping of keys (socket, targets, databases, ...), "
+                          "got " + describe(root));
         root_field.value = YAML::Node();
       }
-      visit_map(root_field, {
-                                {"socket", [this](const Field& v) { read_absolute_path(v, config_.socket); }},
-                                {"socket_group", [this](const Field& v) { read_nonempty_string(v, config_.socket_group); }},
-                                {"state_dir", [this](const Field& v) { read_absolute_path(v, config_.state_dir); }},
-                                {"workers", [this](const Field& v) { read_int(v, 1, INT_MAX, config_.workers); }},
-                                {"http", keep(http)},
-                                {"defaults", keep(defaults)},
-                                {"targets", keep(targets)},
-                                {"alerts", keep(alerts)},
-                                {"databases", keep(databases)},
-                            });
+      const KeyTable top_level_keys = {
+          {"socket", [this](const Field& v) { read_absolute_path(v, config_.socket); }},
+          {"socket_group", [this](const Field& v) { read_nonempty_string(v, config_.socket_group); }},
+          {"state_dir", [this](const Field& v) { read_absolute_path(v, config_.state_dir); }},
+          {"workers", [this](const Field& v) { read_int(v, 1, INT_MAX, config_.workers); }},
+          {"http", keep(http)},
+          {"defaults", keep(defaults)},
+          {"targets", keep(targets)},
+          {"alerts", keep(alerts)},
+          {"databases", keep(databases)},
+      };
+      visit_map(root_field, top_level_keys);
       read_targets(targets);
       visit_map(defaults, settings_keys(config_.defaults, defaults_targets_given_));
       read_databases(databases);
@@ -786,6 +827,9 @@ ConfigLoadResult ConfigLoader::load(const std::string& text) {
       // A yaml-cpp call that should not throw did; report it rather than let
       // it escape.
       error(e.mark, "internal error while reading the configuration: " + e.msg);
+    } catch (const std::exception& e) {
+      error(YAML::Mark::null_mark(),
+            std::string("internal error while reading the configuration: ") + e.what());
     }
   }
 

@@ -28,8 +28,9 @@ con = sqlite3.connect(db, timeout=2.0, isolation_level=None)
 con.execute("PRAGMA busy_timeout=2000")
 n = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
 commits = busy = 0
+parent = os.getppid()
 open(ready, "w").close()
-while not os.path.exists(stop):
+while not os.path.exists(stop) and os.getppid() == parent:
     a, b = rng.sample(range(1, n + 1), 2)
     amount = rng.randint(1, 100)
     try:

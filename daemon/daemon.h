@@ -1,0 +1,109 @@
+// Daemon: the state of sqlbakd and the event loop that owns it.
+//
+// One io_context thread owns everything here: the configuration, the
+// schedule of each database, the job table, the control connections. Work
+// that blocks (opening a database, a backup step, finishing a backup, list,
+// verify) runs on a worker pool of `workers` threads and posts its result back
+// to the loop. A job never has two steps in flight, so the jobs of several
+// databases interleave step by step on the pool, and a large database cannot
+// starve a small one.
+#pragma once
+
+#include <utility>  // Boost 1.74 asio uses std::exchange without including it
+
+#include <boost/asio.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/calendar.h"
+#include "lib/config.h"
+#include "lib/operations.h"
+#include "lib/protocol.h"
+
+namespace sqlbak::daemon {
+
+class ControlServer;
+
+// How a control request is answered: events first, then one reply. Used on
+// the loop thread only.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+  virtual void event(const nlohmann::json& e) = 0;
+  virtual void reply(const nlohmann::json& r) = 0;
+};
+
+struct RunningJob;
+
+class Daemon {
+ public:
+  Daemon(boost::asio::io_context& io, std::string config_file, Config config);
+  ~Daemon();
+
+  // Listens on the control socket, arms timers and signals, catches up missed
+  // runs, then sends READY=1. Returns an error (socket in use, ...) otherwise.
+  Status start();
+
+  // Handles one control request (loop thread).
+  void handle(const Request& request, std::shared_ptr<Responder> responder);
+
+  // The one shutdown path: SIGTERM, SIGINT.
+  void shutdown(const std::string& why);
+  // True when no backup is running.
+  bool idle() const;
+
+ private:
+  struct DatabaseState {
+    DatabaseConfig config;
+    std::optional<CalendarSpec> schedule;
+    std::optional<int64_t> next_backup_us;
+    std::shared_ptr<RunningJob> running;
+  };
+
+  // Commands.
+  void cmd_status(const Request&, std::shared_ptr<Responder>);
+  void cmd_backup(const Request&, std::shared_ptr<Responder>);
+  void cmd_reload(const Request&, std::shared_ptr<Responder>);
+  void cmd_on_pool(const Request&, std::shared_ptr<Responder>);
+
+  // Jobs.
+  std::shared_ptr<RunningJob> start_backup(const std::string& database, const std::string& trigger);
+  void run_step(const std::shared_ptr<RunningJob>& job);
+  void finish_job(const std::shared_ptr<RunningJob>& job, const Status& status,
+                  std::vector<TargetOutcome> outcomes);
+
+  // Configuration and schedule.
+  Status reload(const std::string& why);
+  void apply_config(Config config);
+  void compute_schedules(bool catch_up);
+  void arm_scheduler();
+  void on_scheduler_tick();
+  void arm_watchdog();
+  void wait_signal();
+  void update_status();
+  int64_t now_ms() const;
+
+  boost::asio::io_context& io_;
+  boost::asio::thread_pool pool_;
+  std::string config_file_;
+  std::shared_ptr<Workspace> workspace_;
+  std::map<std::string, DatabaseState> databases_;
+  std::unique_ptr<ControlServer> control_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer scheduler_timer_;
+  boost::asio::steady_timer watchdog_timer_;
+  boost::asio::steady_timer shutdown_timer_;
+  std::chrono::microseconds watchdog_interval_{0};
+  std::chrono::steady_clock::time_point started_;
+  int64_t next_job_id_ = 1;
+  bool stopping_ = false;
+  std::string last_result_;  // for STATUS=
+};
+
+}  // namespace sqlbak::daemon
