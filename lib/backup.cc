@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <map>
 #include <unordered_map>
 
 #include "lib/compression.h"
@@ -24,16 +25,9 @@ namespace {
 // Uncompressed bytes per block and per pack. Blocks are the unit of
 // compression (bigger compresses better, smaller wastes less on restore of a
 // single page); packs are the unit of storage and upload.
-constexpr size_t kBlockBytes = 256 * 1024;
+constexpr size_t kBlockBytes = 1024 * 1024;
 constexpr size_t kPackBytes = 16 * 1024 * 1024;
 
-struct DigestHash {
-  size_t operator()(const Digest& d) const {
-    size_t h;
-    std::memcpy(&h, d.data(), sizeof h);  // already uniformly distributed
-    return h;
-  }
-};
 
 // A queue with a bound, so a fast producer waits for a slow consumer
 // instead of filling memory.
@@ -76,17 +70,54 @@ class BoundedQueue {
 };
 
 struct Block {
+  uint64_t seq = 0;   // blocks are stored in this order
   uint32_t pack = 0;  // global pack number
   std::string raw;
   std::vector<Digest> hashes;
   std::vector<uint32_t> lengths;
   bool last_in_pack = false;
+  std::string stored;  // filled by a compressor
 };
 
-struct FinishedPack {
-  uint32_t pack = 0;
-  std::string bytes;
-  std::string index;
+// The pages a backup has queued so far, by hash, in about 40 bytes a page:
+// the hashes in order of arrival, and an open-addressing table of their
+// ordinals (a std::unordered_map costs twice that).
+class NewPageTable {
+ public:
+  // The ordinal of HASH, or -1.
+  int64_t find(const Digest& hash) const {
+    if (slots_.empty()) return -1;
+    for (size_t i = slot_of(hash);; i = (i + 1) & (slots_.size() - 1)) {
+      if (slots_[i] == 0) return -1;
+      if (hashes_[slots_[i] - 1] == hash) return slots_[i] - 1;
+    }
+  }
+  size_t size() const { return hashes_.size(); }
+  // REQUIRES: find(hash) < 0. Returns the new ordinal.
+  uint32_t insert(const Digest& hash) {
+    if ((hashes_.size() + 1) * 2 > slots_.size()) grow();
+    hashes_.push_back(hash);
+    place(static_cast<uint32_t>(hashes_.size()));
+    return static_cast<uint32_t>(hashes_.size() - 1);
+  }
+
+ private:
+  size_t slot_of(const Digest& h) const {
+    uint64_t v;
+    std::memcpy(&v, h.data(), sizeof v);  // SHA-256 bits are already uniform
+    return static_cast<size_t>(v) & (slots_.size() - 1);
+  }
+  void place(uint32_t ordinal_plus_one) {
+    size_t i = slot_of(hashes_[ordinal_plus_one - 1]);
+    while (slots_[i] != 0) i = (i + 1) & (slots_.size() - 1);
+    slots_[i] = ordinal_plus_one;
+  }
+  void grow() {
+    slots_.assign(std::max<size_t>(1024, slots_.size() * 2), 0);
+    for (uint32_t k = 1; k <= hashes_.size(); ++k) place(k);
+  }
+  std::vector<Digest> hashes_;
+  std::vector<uint32_t> slots_;  // ordinal + 1; 0 is empty
 };
 
 std::string hostname() {
@@ -95,22 +126,23 @@ std::string hostname() {
   return buf;
 }
 
-
 }  // namespace
 
-// The pipeline of one target: dedup on the caller's thread, compression on one
-// thread, storage on another.
+// The pipeline of one target: dedup on the caller's thread, compression on
+// several threads, assembly into packs and storage on one more.
 class TargetWriter {
  public:
-  TargetWriter(Repository* repo, KnownPages known, CompressionSettings compression)
+  TargetWriter(Repository* repo, KnownPages known, CompressionSettings compression, int compressors)
       : repo_(repo),
         known_(std::move(known)),
         codec_(codec_for(compression.algorithm)),
         level_(compression.level),
         next_pack_(static_cast<uint32_t>(known_.packs.size())),
-        blocks_(8),
-        packs_(1) {
-    compressor_ = std::thread([this] { compress_loop(); });
+        first_new_pack_(next_pack_),
+        blocks_(static_cast<size_t>(2 * std::max(1, compressors))),
+        compressed_(static_cast<size_t>(2 * std::max(1, compressors))) {
+    for (int i = 0; i < std::max(1, compressors); ++i)
+      compressors_.emplace_back([this] { compress_loop(); });
     storer_ = std::thread([this] { store_loop(); });
   }
 
@@ -130,14 +162,13 @@ class TargetWriter {
       refs_[page - 1] = PageRef{k->pack, k->entry};
       return;
     }
-    if (auto it = new_pages_.find(hash); it != new_pages_.end()) {
-      refs_[page - 1] = it->second;
+    if (int64_t ordinal = new_pages_.find(hash); ordinal >= 0) {
+      refs_[page - 1] = ref_of_ordinal(static_cast<uint32_t>(ordinal));
       return;
     }
-    PageRef ref{next_pack_, entries_in_pack_++};
-    new_pages_.emplace(hash, ref);
-    refs_[page - 1] = ref;
-    ++new_page_count_;
+    const uint32_t ordinal = new_pages_.insert(hash);
+    if (entries_in_pack_ == 0) pack_first_ordinal_.push_back(ordinal);
+    refs_[page - 1] = PageRef{next_pack_, entries_in_pack_++};
     block_.pack = next_pack_;
     block_.raw.append(reinterpret_cast<const char*>(data), size);
     block_.hashes.push_back(hash);
@@ -189,13 +220,21 @@ class TargetWriter {
     m->runs = encode_page_runs(refs);
     m->kind = reused ? "incremental" : "full";
     m->stored_bytes = stored_bytes_;
-    m->new_pages = new_page_count_;
+    m->new_pages = new_pages_.size();
     return Status::Ok();
   }
 
  private:
+  PageRef ref_of_ordinal(uint32_t ordinal) const {
+    // The pack whose first ordinal is the last one not above ORDINAL.
+    auto it = std::upper_bound(pack_first_ordinal_.begin(), pack_first_ordinal_.end(), ordinal);
+    const uint32_t local = static_cast<uint32_t>(it - pack_first_ordinal_.begin() - 1);
+    return PageRef{first_new_pack_ + local, ordinal - pack_first_ordinal_[local]};
+  }
+
   void submit_block(bool last_in_pack) {
     block_.last_in_pack = last_in_pack;
+    block_.seq = next_seq_++;
     if (!blocks_.push(std::move(block_))) failed_.store(true);
     block_ = Block{};
     if (last_in_pack) {
@@ -212,48 +251,59 @@ class TargetWriter {
     }
     failed_.store(true);
     blocks_.close();
-    packs_.close();
+    compressed_.close();
   }
 
   void compress_loop() {
-    PackBuilder builder;
     Block block;
-    std::string stored;
     while (blocks_.pop(&block)) {
-      stored.clear();
-      Status st = compress_block(codec_, level_, block.raw, &stored);
+      Status st = compress_block(codec_, level_, block.raw, &block.stored);
       if (!st.ok()) return fail(st);
-      builder.add_block(codec_, static_cast<uint32_t>(block.raw.size()), stored, block.hashes,
-                        block.lengths);
-      if (block.last_in_pack) {
-        FinishedPack fp;
-        fp.pack = block.pack;
-        fp.bytes = builder.finish(&fp.index);
-        builder = PackBuilder();
-        if (!packs_.push(std::move(fp))) return;
-      }
+      std::string().swap(block.raw);  // the sizes in block.lengths say how long it was
+      if (!compressed_.push(std::move(block))) return;
     }
-    packs_.close();
   }
 
+  // Assembles compressed blocks into packs in their original order (the
+  // compressors finish out of order) and stores each finished pack.
   void store_loop() {
-    FinishedPack fp;
-    while (packs_.pop(&fp)) {
-      const Digest id = sha256(fp.bytes);
-      // The pack first: an index must never name a pack that is not there.
-      Status st = repo_->store().put(Repository::pack_key(id), fp.bytes);
-      if (st.ok()) st = repo_->store().put(Repository::index_key(id), fp.index);
-      if (!st.ok()) return fail(st);
-      std::lock_guard<std::mutex> lock(mu_);
-      stored_packs_[fp.pack] = ManifestPack{id, fp.bytes.size(), sha256(fp.index), fp.index.size()};
-      stored_bytes_ += fp.bytes.size() + fp.index.size();
+    std::map<uint64_t, Block> waiting;
+    uint64_t next = 0;
+    PackBuilder builder;
+    Block block;
+    while (compressed_.pop(&block)) {
+      waiting.emplace(block.seq, std::move(block));
+      for (auto it = waiting.begin(); it != waiting.end() && it->first == next; it = waiting.erase(it), ++next) {
+        Block& b = it->second;
+        uint32_t raw_size = 0;
+        for (uint32_t len : b.lengths) raw_size += len;
+        builder.add_block(codec_, raw_size, b.stored, b.hashes, b.lengths);
+        if (!b.last_in_pack) continue;
+        std::string index;
+        std::string bytes = builder.finish(&index);
+        builder = PackBuilder();
+        Status st = store_pack(b.pack, bytes, index);
+        if (!st.ok()) return fail(st);
+      }
     }
+  }
+
+  Status store_pack(uint32_t pack, const std::string& bytes, const std::string& index) {
+    const Digest id = sha256(bytes);
+    // The pack first: an index must never name a pack that is not there.
+    SQLBAK_RETURN_IF_ERROR(repo_->store().put(Repository::pack_key(id), bytes));
+    SQLBAK_RETURN_IF_ERROR(repo_->store().put(Repository::index_key(id), index));
+    std::lock_guard<std::mutex> lock(mu_);
+    stored_packs_[pack] = ManifestPack{id, bytes.size(), sha256(index), index.size()};
+    stored_bytes_ += bytes.size() + index.size();
+    return Status::Ok();
   }
 
   void shutdown() {
     blocks_.close();
-    if (compressor_.joinable()) compressor_.join();
-    packs_.close();
+    for (std::thread& t : compressors_)
+      if (t.joinable()) t.join();
+    compressed_.close();
     if (storer_.joinable()) storer_.join();
   }
 
@@ -264,16 +314,19 @@ class TargetWriter {
 
   // Step thread only.
   std::vector<PageRef> refs_;
-  std::unordered_map<Digest, PageRef, DigestHash> new_pages_;
+  NewPageTable new_pages_;
+  std::vector<uint32_t> pack_first_ordinal_;  // per new pack: ordinal of its entry 0
   Block block_;
   uint32_t next_pack_;
+  const uint32_t first_new_pack_;
   uint32_t entries_in_pack_ = 0;
   size_t pack_raw_bytes_ = 0;
-  uint64_t new_page_count_ = 0;
+  uint64_t next_seq_ = 0;
 
   BoundedQueue<Block> blocks_;
-  BoundedQueue<FinishedPack> packs_;
-  std::thread compressor_, storer_;
+  BoundedQueue<Block> compressed_;
+  std::vector<std::thread> compressors_;
+  std::thread storer_;
   std::atomic<bool> failed_{false};
 
   mutable std::mutex mu_;
@@ -333,8 +386,8 @@ Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
     job->locks_.push_back(std::move(lock).value());
     auto known = repo->load_known_pages();
     if (!known.ok()) return known.status().WithContext(repo->describe());
-    job->writers_.push_back(std::make_unique<TargetWriter>(repo, std::move(known).value(),
-                                                           db.settings.compression));
+    job->writers_.push_back(std::make_unique<TargetWriter>(
+        repo, std::move(known).value(), db.settings.compression, job->request_.compress_threads));
     raw_writers.push_back(job->writers_.back().get());
   }
   job->sink_ = std::make_unique<FanOutSink>(raw_writers);

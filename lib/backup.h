@@ -31,6 +31,7 @@ struct BackupRequest {
   std::vector<Repository*> targets;  // at least one; not owned
   std::string scratch_dir;  // where rollback-mode images are rebuilt to be checked
   std::function<int64_t()> now_ms;  // UTC clock, Unix milliseconds
+  int compress_threads = 2;  // per target; the daemon passes its `workers`
 };
 
 // What happened on one target.

@@ -232,6 +232,7 @@ Result<BackupRequest> prepare_backup(Workspace& ws, const DatabaseConfig& db) {
   req.database = db;
   req.now_ms = [&ws] { return ws.now_ms(); };
   req.scratch_dir = ws.scratch_dir();
+  req.compress_threads = std::max(1, ws.config().workers);
   for (const std::string& t : db.settings.targets) {
     auto repo = ws.repository(t, true);
     if (!repo.ok()) return repo.status().WithContext("database '" + db.name + "'");

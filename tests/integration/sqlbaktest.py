@@ -326,6 +326,8 @@ class TempEnv:
         self.compression = compression
         self.verify = verify
         self.extra_defaults = dict(extra_defaults or {})
+        # Per-database settings: {name: {key: raw YAML value}} (written under the database).
+        self.db_settings = {}
         self.write_config()
 
     # --- lifecycle -----------------------------------------------------------------
@@ -427,6 +429,8 @@ class TempEnv:
             for name, path in self.databases.items():
                 lines.append("  - name: %s" % name)
                 lines.append("    path: %s" % json.dumps(path))
+                for k, v in getattr(self, "db_settings", {}).get(name, {}).items():
+                    lines.append("    %s: %s" % (k, v))
         else:
             lines.append("databases: []")
         return "\n".join(lines) + "\n"
@@ -545,6 +549,408 @@ class EnvTestCase(unittest.TestCase):
             low = err.lower()
             self.assertTrue(any(w.lower() in low for w in words),
                             "error mentions none of %r\n%s" % (words, info))
+
+
+
+# =====================================================================================
+# The daemon: sqlbakd processes, its control socket, and a fake systemd notify socket.
+# =====================================================================================
+
+import socket  # noqa: E402
+import struct  # noqa: E402
+import threading  # noqa: E402
+
+
+def _find_daemon():
+    path = os.environ.get("SQLBAKD")
+    if path:
+        return path
+    for cand in (os.path.join(SOURCE_ROOT, "build", "daemon", "sqlbakd"),
+                 os.path.join(SOURCE_ROOT, "build", "sqlbakd")):
+        if os.path.exists(cand):
+            return cand
+    return os.path.join(SOURCE_ROOT, "build", "daemon", "sqlbakd")
+
+
+SQLBAKD = _find_daemon()
+
+# Every wait for a condition in the daemon tests polls up to this long.
+DAEMON_WAIT = float(os.environ.get("SQLBAK_TEST_DAEMON_WAIT", "60"))
+
+
+def require_daemon():
+    require_binaries()
+    if not os.path.exists(SQLBAKD):
+        raise AssertionError("sqlbakd not found at %r (set $SQLBAKD)" % SQLBAKD)
+
+
+def wait_until(predicate, timeout=None, interval=0.05, what="condition"):
+    """Polls PREDICATE until it returns a true value (returned) or TIMEOUT passes
+    (AssertionError naming WHAT; WHAT may be a callable giving the text)."""
+    deadline = time.monotonic() + (DAEMON_WAIT if timeout is None else timeout)
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (
+                DAEMON_WAIT if timeout is None else timeout, what() if callable(what) else what))
+        time.sleep(interval)
+
+
+def encode_frame(obj_or_bytes):
+    """A control-protocol frame: 4-byte big-endian length, then the JSON body."""
+    body = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
+    return struct.pack(">I", len(body)) + body
+
+
+def decode_frames(data):
+    """Splits DATA into parsed frames; returns (frames, leftover bytes)."""
+    frames = []
+    while len(data) >= 4:
+        (n,) = struct.unpack(">I", data[:4])
+        if len(data) < 4 + n:
+            break
+        frames.append(json.loads(data[4:4 + n].decode()))
+        data = data[4 + n:]
+    return frames, data
+
+
+def control_exchange(sock_path, data, timeout=None):
+    """Connects to SOCK_PATH, sends DATA (bytes), reads until the daemon closes.
+
+    Returns (frames, leftover, error): the parsed frames, bytes after the last whole
+    frame, and the OSError that ended the read, if any (None on a clean EOF)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(DAEMON_WAIT if timeout is None else timeout)
+    try:
+        s.connect(sock_path)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the daemon may answer and close before reading everything
+        buf = b""
+        error = None
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                raise AssertionError("sqlbakd did not close the connection within %ss; got %r" % (
+                    s.gettimeout(), buf[:2000]))
+            except ConnectionResetError as e:
+                error = e
+                break
+            if not chunk:
+                break
+            buf += chunk
+        frames, leftover = decode_frames(buf)
+        return frames, leftover, error
+    finally:
+        s.close()
+
+
+def control_request(sock_path, command, args=None, v=1, timeout=None):
+    """Sends one well-formed request; returns the list of frames received."""
+    req = {"v": v, "command": command, "args": args if args is not None else {}}
+    frames, leftover, _err = control_exchange(sock_path, encode_frame(req), timeout=timeout)
+    if leftover:
+        raise AssertionError("trailing partial frame from sqlbakd: %r" % leftover[:200])
+    return frames
+
+
+class NotifyListener:
+    """A fake systemd: a Unix datagram socket collecting sd_notify messages.
+
+    messages: list of dicts {"t": monotonic time, "pid": sender pid or None,
+    "text": the datagram, "fields": {KEY: VALUE}}, in arrival order.
+    on_message: optional callable(msg) run in the collector thread, before the
+    message is appended (so it sees the state of the world as the message arrives).
+    """
+
+    def __init__(self, path, on_message=None):
+        self.path = path
+        self.on_message = on_message
+        self.messages = []
+        self._cond = threading.Condition()
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            self._passcred = True
+        except (AttributeError, OSError):
+            self._passcred = False
+        self._sock.bind(path)
+        self._sock.settimeout(0.2)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="notify-listener", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        credsize = struct.calcsize("3i")
+        while not self._stop:
+            try:
+                if self._passcred:
+                    data, anc, _flags, _addr = self._sock.recvmsg(65536, socket.CMSG_SPACE(credsize))
+                else:
+                    data, anc = self._sock.recv(65536), []
+            except socket.timeout:
+                continue
+            except OSError:
+                if self._stop:
+                    return
+                continue
+            pid = None
+            for level, typ, cdata in anc:
+                if level == socket.SOL_SOCKET and typ == getattr(socket, "SCM_CREDENTIALS", -1):
+                    pid = struct.unpack("3i", cdata[:credsize])[0]
+            text = data.decode("utf-8", "replace")
+            fields = {}
+            for line in text.split("\n"):
+                if "=" in line:
+                    k, v = line.split("=", 1)
+                    fields[k] = v
+            msg = {"t": time.monotonic(), "pid": pid, "text": text, "fields": fields}
+            if self.on_message:
+                try:
+                    self.on_message(msg)
+                except Exception as e:  # noqa: BLE001 - recorded, the test reports it
+                    msg["hook_error"] = repr(e)
+            with self._cond:
+                self.messages.append(msg)
+                self._cond.notify_all()
+
+    def snapshot(self):
+        with self._cond:
+            return list(self.messages)
+
+    def with_field(self, key, value=None, since=0):
+        """Messages (from index SINCE) having KEY (equal to VALUE when given)."""
+        return [m for m in self.snapshot()[since:]
+                if key in m["fields"] and (value is None or m["fields"][key] == value)]
+
+    def wait_for(self, predicate, timeout=None, what="a notify message"):
+        """Waits until PREDICATE(messages) is true; returns its value."""
+        deadline = time.monotonic() + (DAEMON_WAIT if timeout is None else timeout)
+        with self._cond:
+            while True:
+                v = predicate(list(self.messages))
+                if v:
+                    return v
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for %s; notify messages so far:\n%s" % (
+                        what, self.dump()))
+                self._cond.wait(min(left, 0.5))
+
+    def wait_field(self, key, value=None, since=0, count=1, timeout=None):
+        """Waits for COUNT messages (from index SINCE) with KEY[=VALUE]; returns them."""
+        def pred(msgs):
+            hits = [m for m in msgs[since:]
+                    if key in m["fields"] and (value is None or m["fields"][key] == value)]
+            return hits if len(hits) >= count else None
+        return self.wait_for(pred, timeout=timeout, what="%d x %s%s" % (
+            count, key, "" if value is None else "=" + value))
+
+    def dump(self):
+        out = []
+        for i, m in enumerate(list(self.messages)):
+            out.append("  #%d t=%.3f pid=%s %r" % (i, m["t"], m["pid"], m["text"]))
+        return "\n".join(out) if out else "  (none)"
+
+    def close(self):
+        self._stop = True
+        self._thread.join(timeout=10)
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+
+class DaemonProcess:
+    """One sqlbakd started on ENV's config (or CONFIG), stderr and stdout to a log file
+    in ENV's directory. Killed by ENV.cleanup() (registered through ENV.spawn).
+
+    notify: path of a NotifyListener socket to pass as NOTIFY_SOCKET.
+    watchdog_usec: sets WATCHDOG_USEC, and starts sqlbakd through
+      `sh -c 'WATCHDOG_PID=$$ exec sqlbakd ...'` so that WATCHDOG_PID is its own pid.
+    extra_env: more environment variables (None values remove a variable).
+    """
+
+    _counter = 0
+
+    def __init__(self, env, config=None, notify=None, watchdog_usec=None, extra_env=None,
+                 socket_path=None):
+        DaemonProcess._counter += 1
+        self.env = env
+        self.config = config or env.config
+        self.socket = socket_path or os.path.join(env.root, "control.sock")
+        self.log_path = os.path.join(env.root, "sqlbakd-%d.log" % DaemonProcess._counter)
+        penv = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+                  "LISTEN_FDS", "LISTEN_PID"):
+            penv.pop(k, None)
+        if notify:
+            penv["NOTIFY_SOCKET"] = notify
+        args = [SQLBAKD, "-c", self.config]
+        if watchdog_usec is not None:
+            penv["WATCHDOG_USEC"] = str(watchdog_usec)
+            args = ["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"'] + args
+        for k, v in (extra_env or {}).items():
+            if v is None:
+                penv.pop(k, None)
+            else:
+                penv[k] = v
+        self.args = args
+        self._log = open(self.log_path, "wb")
+        self.proc = env.spawn(args, stdin=subprocess.DEVNULL, stdout=self._log,
+                              stderr=subprocess.STDOUT, env=penv)
+        self._log.close()
+        self.pid = self.proc.pid  # `exec` keeps the pid of the sh wrapper
+
+    # --- state ------------------------------------------------------------------------
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def describe(self):
+        return "sqlbakd (%s) pid %s, exit %s\n--- sqlbakd log ---\n%s" % (
+            fmt_cmd(self.args), self.pid, self.proc.poll(), self.log()[-8000:])
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def wait_log(self, pattern, timeout=None, count=1):
+        """Waits until the log matches the regex PATTERN COUNT times; returns the matches."""
+        rx = re.compile(pattern)
+
+        def found():
+            m = rx.findall(self.log())
+            return m if len(m) >= count else None
+        return wait_until(found, timeout=timeout,
+                          what=lambda: "%r (x%d) in the sqlbakd log\n%s" % (pattern, count, self.describe()))
+
+    def wait_ready(self, timeout=None):
+        """Waits until `status` answers on the control socket (fails if sqlbakd exits)."""
+        def answers():
+            if not self.running():
+                raise AssertionError("sqlbakd exited during start-up\n" + self.describe())
+            if not os.path.exists(self.socket):
+                return False
+            try:
+                frames = control_request(self.socket, "status", timeout=10)
+            except (OSError, AssertionError):
+                return False
+            return bool(frames) and frames[-1].get("ok") is True
+        wait_until(answers, timeout=timeout, what=lambda: "sqlbakd to answer\n" + self.describe())
+        return self
+
+    def signal(self, sig):
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=None):
+        """Waits for the exit; returns the exit status (AssertionError if it does not exit)."""
+        try:
+            return self.proc.wait(timeout=DAEMON_WAIT if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("sqlbakd did not exit within %ss\n%s" % (
+                DAEMON_WAIT if timeout is None else timeout, self.describe()))
+
+    def stop(self, timeout=None):
+        """SIGTERM, then waits; returns the exit status."""
+        if self.running():
+            self.signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    # --- sqlbakctl through the daemon ---------------------------------------------------
+
+    def ctl_args(self, *args, json_out=False):
+        a = ["-s", self.socket, "-c", self.config]
+        if json_out:
+            a.append("--json")
+        return a + [str(x) for x in args]
+
+    def ctl(self, *args, check=None, json_out=False, timeout=None):
+        """Runs `sqlbakctl -s SOCKET -c CONFIG [--json] ARGS` (through the daemon)."""
+        a = self.ctl_args(*args, json_out=json_out)
+        rc, out, err = run_ctl(a, check=None, timeout=timeout)
+        assert_no_crash(rc, out, err, [SQLBAKCTL] + a)
+        if check is not None and rc != check:
+            raise AssertionError("expected exit %s\n%s\n%s" % (
+                check, describe([SQLBAKCTL] + a, rc, out, err), self.describe()))
+        return rc, out, err
+
+    def ctl_json(self, *args, check=0, timeout=None):
+        rc, out, err = self.ctl(*args, check=check, json_out=True, timeout=timeout)
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise AssertionError("--json output is not one JSON document (%s)\n%s" % (
+                e, describe([SQLBAKCTL] + self.ctl_args(*args, json_out=True), rc, out, err)))
+
+    def status(self):
+        return self.ctl_json("status")
+
+    def list_ids(self, *args):
+        doc = self.ctl_json("list", *args)
+        if not isinstance(doc.get("backups"), list):
+            raise AssertionError("list --json without 'backups' list: %r" % doc)
+        return [b["id"] for b in doc["backups"]]
+
+
+def start_daemon(env, ready=True, **kw):
+    """Starts sqlbakd on ENV (see DaemonProcess) and, when READY, waits until it answers."""
+    d = DaemonProcess(env, **kw)
+    if ready:
+        d.wait_ready()
+    return d
+
+
+def make_slow_db(path, mib):
+    """A database of about MIB MiB (4 KiB pages) of hex text: with step_pages 1 and zstd
+    level 19 (SLOW_SETTINGS) its first backup takes a while. Returns PATH."""
+    con = connect(path)
+    try:
+        con.execute("PRAGMA page_size=4096")
+        con.execute("PRAGMA journal_mode=delete")
+        con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, b TEXT)")
+        con.execute("BEGIN")
+        con.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) "
+                    "INSERT INTO t(b) SELECT hex(randomblob(500)) FROM c", (int(mib * 1000),))
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return path
+
+
+# TempEnv(extra_defaults=SLOW_SETTINGS) or env.db_settings[NAME] = SLOW_SETTINGS: small
+# steps, slow compression.
+SLOW_SETTINGS = {"step_pages": "1", "compression": "{algorithm: zstd, level: 19}"}
+
+
+class DaemonTestCase(EnvTestCase):
+    """EnvTestCase for tests of sqlbakd: checks that the daemon binary exists."""
+
+    def setUp(self):
+        require_daemon()
+        super().setUp()
+
+    def start_daemon(self, **kw):
+        return start_daemon(self.env, **kw)
+
+    def slow_db(self, name, mib):
+        """Adds database NAME (a make_slow_db of MIB MiB) with SLOW_SETTINGS."""
+        path = make_slow_db(self.env.db_path(name), mib)
+        self.env.db_settings[name] = dict(SLOW_SETTINGS)
+        self.env.add_database(name, path)
+        return path
+
+    def small_db(self, name, rows=50):
+        path = create_db(self.env.db_path(name), rows=rows, row_bytes=200)
+        self.env.add_database(name, path)
+        return path
 
 
 def main():
