@@ -97,10 +97,14 @@ int calendar_command(const std::string& expr, int iterations, const std::string&
   const bool show_utc = !zone_is_utc();
   int64_t after = base;
   for (int i = 0; i < iterations; ++i) {
-    const std::optional<int64_t> next = next_elapse(spec.value(), after);
-    if (!next) {
+    auto next = find_next_elapse(spec.value(), after);
+    if (!next.ok() && next.status().code() == ErrorCode::kNotFound) {
       if (i == 0) rows.emplace_back("Next elapse:", "never");
       break;
+    }
+    if (!next.ok()) {  // like systemd-analyze: the error alone, no table
+      std::cerr << "sqlbakctl: " << next.status().message() << "\n";
+      return 1;
     }
     rows.emplace_back(i == 0 ? "Next elapse:" : "Iter. #" + std::to_string(i + 1) + ":", format_elapse(*next));
     if (show_utc) rows.emplace_back("(in UTC):", format_elapse(*next, "UTC"));

@@ -541,7 +541,8 @@ bool isdst_differ(int a, int b) { return (!a != !b) && a >= 0 && b >= 0; }
 
 class ZoneClock {
  public:
-  explicit ZoneClock(const Zone& zone) : zone_(zone) {}
+  // UTC_MODE makes to_time() glibc's timegm(), which ignores tm_isdst.
+  explicit ZoneClock(const Zone& zone, bool utc_mode = false) : zone_(zone), utc_mode_(utc_mode) {}
 
   Tm to_local(int64_t t) const { return zone_.to_local(t); }
 
@@ -551,6 +552,7 @@ class ZoneClock {
   // 03:30 summer time); an ambiguous one with the offset the previous call
   // found, as glibc starts its search from there.
   std::optional<int64_t> to_time(Tm* tm) {
+    if (utc_mode_) tm->isdst = 0;
     const int sec_requested = tm->sec;
     const int isdst = tm->isdst;
     const int mon_rem = ((tm->mon % 12) + 12) % 12;
@@ -617,6 +619,7 @@ class ZoneClock {
 
  private:
   const Zone& zone_;
+  const bool utc_mode_;
   int64_t offset_guess_ = 0;  // glibc's static localtime_offset: UTC minus local, last call
 };
 
@@ -1153,18 +1156,22 @@ void format_weekdays(std::string* out, int bits) {
 
 class Search {
  public:
-  Search(const CalendarSpec& spec, const Zone& zone) : spec_(spec), clock_(zone) {}
+  Search(const CalendarSpec& spec, const Zone& zone) : spec_(spec), clock_(zone, spec.utc) {}
 
-  std::optional<int64_t> Next(int64_t after_us) {
-    if (after_us > kFormattableMaxUs) return std::nullopt;
+  enum Outcome { kFound, kNever, kGaveUp };
+
+  Outcome Next(int64_t after_us, int64_t* next_us) {
+    if (after_us > kFormattableMaxUs) return kNever;
     const int64_t us = after_us + 1;
     int64_t t = floor_div(us, kUsPerSec);
     Tm tm = clock_.to_local(t);
     int tm_usec = static_cast<int>(us - t * kUsPerSec);
-    if (!FindNext(&tm, &tm_usec)) return std::nullopt;
+    const Outcome outcome = FindNext(&tm, &tm_usec);
+    if (outcome != kFound) return outcome;
     const auto result = clock_.to_time(&tm);
-    if (!result || *result < 0) return std::nullopt;
-    return *result * kUsPerSec + tm_usec;
+    if (!result || *result < 0) return kNever;
+    *next_us = *result * kUsPerSec + tm_usec;
+    return kFound;
   }
 
  private:
@@ -1236,7 +1243,7 @@ class Search {
     return (spec_.weekdays & (1 << monday_based)) != 0;
   }
 
-  bool FindNext(Tm* tm, int* tm_usec) {
+  Outcome FindNext(Tm* tm, int* tm_usec) {
     Tm c = *tm;
     int usec = *tm_usec;
     auto reset_from_month = [&] { c.mon = 0, c.mday = 1, c.hour = c.min = c.sec = usec = 0; };
@@ -1249,7 +1256,7 @@ class Search {
 
       int r = Match(spec_.year, false, c, &c.year);
       if (r > 0) reset_from_month();
-      if (r < 0 || WithinBounds(&c) != kWithin) return false;
+      if (r < 0 || WithinBounds(&c) != kWithin) return kNever;
 
       int month = c.mon + 1;
       r = Match(spec_.month, false, c, &month);
@@ -1309,9 +1316,12 @@ class Search {
 
       *tm = c;
       *tm_usec = usec;
-      return true;
+      return kFound;
     }
-    return false;  // systemd gives up ("infinite loop in calendar calculation")
+    // systemd gives up too ("infinite loop in calendar calculation"): a local
+    // time that normalises backwards, e.g. a month past December landing on a
+    // summer-time date.
+    return kGaveUp;
   }
 
   const CalendarSpec& spec_;
@@ -1377,11 +1387,27 @@ std::string normalized(const CalendarSpec& spec) {
   return out;
 }
 
-std::optional<int64_t> next_elapse(const CalendarSpec& spec, int64_t after_unix_us, std::string_view tz) {
+Result<int64_t> find_next_elapse(const CalendarSpec& spec, int64_t after_unix_us, std::string_view tz) {
   std::shared_ptr<const Zone> zone = spec.utc                 ? utc_zone()
                                      : !spec.timezone.empty() ? zone_named(spec.timezone)
                                                               : zone_named(tz);
-  return Search(spec, *zone).Next(after_unix_us);
+  int64_t next = 0;
+  switch (Search(spec, *zone).Next(after_unix_us, &next)) {
+    case Search::kFound:
+      return next;
+    case Search::kNever:
+      return Status::NotFound("calendar expression '" + normalized(spec) + "' does not elapse again");
+    case Search::kGaveUp:
+      break;
+  }
+  return Status::InvalidArgument("calendar expression '" + normalized(spec) +
+                                 "': the search for the next elapse does not converge (systemd gives up too)");
+}
+
+std::optional<int64_t> next_elapse(const CalendarSpec& spec, int64_t after_unix_us, std::string_view tz) {
+  auto next = find_next_elapse(spec, after_unix_us, tz);
+  if (!next.ok()) return std::nullopt;
+  return next.value();
 }
 
 std::string format_elapse(int64_t unix_us, std::string_view tz) {

@@ -68,6 +68,12 @@ std::string normalized(const CalendarSpec& spec);
 // or a POSIX TZ string (an unknown name is UTC, as in the C library).
 std::optional<int64_t> next_elapse(const CalendarSpec& spec, int64_t after_unix_us, std::string_view tz = {});
 
+// next_elapse() telling its two failures apart: kNotFound if SPEC never elapses
+// again, kInvalidArgument if the search does not converge (as systemd, which
+// reports "infinite loop in calendar calculation", e.g. for '*-1/5-1' in a
+// zone with summer time).
+Result<int64_t> find_next_elapse(const CalendarSpec& spec, int64_t after_unix_us, std::string_view tz = {});
+
 // UNIX_US as systemd prints timestamps, to the second: "Wed 2026-11-25 22:30:00 UTC",
 // "Sun 2026-03-29 03:30:00 CEST". TZ as for next_elapse(); "UTC" prints "UTC".
 std::string format_elapse(int64_t unix_us, std::string_view tz = {});

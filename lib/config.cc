@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "lib/calendar.h"
 #include "lib/duration.h"
 
 namespace sqlbak {
@@ -581,8 +582,13 @@ void ConfigLoader::read_target(const Field& f, const std::string& name) {
 
 KeyTable ConfigLoader::settings_keys(DatabaseSettings& s, bool& targets_given) {
   auto calendar = [this](std::string& out) {
-    // The scheduler parses calendar expressions; here they only need to exist.
-    return [this, &out](const Field& v) { read_nonempty_string(v, out); };
+    // Checked with the scheduler's own parser, so that a bad expression is a
+    // config error with its line and column, not a surprise at run time.
+    return [this, &out](const Field& v) {
+      if (!read_nonempty_string(v, out)) return;
+      auto spec = parse_calendar(out);
+      if (!spec.ok()) error(v, spec.status().message());
+    };
   };
   return {
       {"schedule", calendar(s.schedule)},

@@ -129,7 +129,8 @@ class ConcurrentWriter(T.EnvTestCase):
         return p, stop
 
     def stop_writer(self, p, stop):
-        self.assertIsNone(p.poll(), "writer exited early: %s" % (p.stderr.read() if p.stderr else ""))
+        if p.poll() is not None:
+            self.fail("writer exited early (%s): %s" % (p.returncode, p.stderr.read()))
         open(stop, "w").close()
         out, err = p.communicate(timeout=120)
         self.assertEqual(p.returncode, 0, "writer failed:\n%s" % err)
@@ -143,7 +144,8 @@ class ConcurrentWriter(T.EnvTestCase):
         backups = []
         for _ in range(BACKUPS_PER_MODE):
             backups.append(self.env.backup_one("bank_" + mode))
-            self.assertIsNone(p.poll(), "writer died during backups: %s" % p.stderr.read())
+            if p.poll() is not None:
+                self.fail("writer died during backups: %s" % p.stderr.read())
         c1 = read_counter(db)
         stats = self.stop_writer(p, stop)
         self.assertGreater(c1, c0, "the writer committed nothing while backups ran")

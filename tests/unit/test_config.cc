@@ -666,3 +666,12 @@ TEST_CASE("the shipped etc/sqlbak.yaml is valid and backs up nothing", "[config]
   CHECK(result.config->targets.at("local").path == "/var/backups/sqlbak");
   CHECK_FALSE(result.config->http.has_value());
 }
+
+TEST_CASE("calendar expressions are checked where they are written", "[config]") {
+  CHECK(only_error(kLocalTarget + "defaults:\n  schedule: \"Mon..Fry 10:00\"\n") ==
+        "x.yaml:4:13: calendar expression 'Mon..Fry 10:00': unknown weekday 'Fry'");
+  CHECK(only_error(kLocalTarget + "databases:\n  - name: a\n    path: /a.db\n    rotate: \"25:00\"\n")
+            .rfind("x.yaml:6:13: calendar expression '25:00'", 0) == 0);
+  load_ok(kLocalTarget + "defaults:\n  schedule: \"Mon..Fri 22:30\"\n  rotate: weekly\n"
+          "  verify_schedule: \"*-*-1 03:00\"\n");
+}
