@@ -154,6 +154,7 @@ int main(int argc, char** argv) {
     request = {"reload", json::object()};
   }
   if (request.command.empty()) return kExitUsage;
+  request.id = ::getpid();
 
   if (runs_locally) {
     auto result = sqlbak::ctl::run_offline(g.config_file, request, !g.json && ::isatty(STDERR_FILENO));

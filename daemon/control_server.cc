@@ -20,6 +20,13 @@ namespace asio = boost::asio;
 using stream = asio::local::stream_protocol;
 using nlohmann::json;
 
+std::string describe_peer(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return "an unknown peer";
+  return "uid " + std::to_string(cred.uid) + " (pid " + std::to_string(cred.pid) + ")";
+}
+
 bool peer_allowed(int fd, gid_t group) {
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -43,15 +50,16 @@ bool peer_allowed(int fd, gid_t group) {
 
 class Connection : public Responder, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(stream::socket socket, Daemon& daemon, std::shared_ptr<int> counter)
+  Connection(stream::socket socket, Daemon& daemon, std::shared_ptr<int> counter, std::string peer)
       : socket_(std::move(socket)), timer_(socket_.get_executor()), daemon_(daemon),
-        counter_(std::move(counter)) {
+        counter_(std::move(counter)), peer_(std::move(peer)) {
     ++*counter_;
   }
   ~Connection() override { --*counter_; }
 
   void start(bool allowed, bool over_limit) {
     if (!allowed) {
+      log_warning("refused a control connection from " + peer_);
       reply(reply_error(Status(ErrorCode::kPermissionDenied,
                                "permission denied: only root, the sqlbak user and members of the "
                                "socket group may use the control socket")));
@@ -68,12 +76,18 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
     read();
   }
 
-  void event(const json& e) override { write(encode_frame(e), false); }
+  void event(const json& e) override {
+    json tagged = e;
+    tagged["id"] = request_id_;
+    write(encode_frame(tagged), false);
+  }
   void reply(const json& r) override {
     if (replied_) return;
     replied_ = true;
     timer_.cancel();
-    write(encode_frame(r), true);
+    json tagged = r;
+    tagged["id"] = request_id_;
+    write(encode_frame(tagged), true);
   }
 
  private:
@@ -89,6 +103,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
       self->timer_.cancel();
       auto request = decode_request(**message);
       if (!request.ok()) return self->reply(reply_error(request.status()));
+      self->request_id_ = request->id;
       // One bad request must never take the daemon down.
       try {
         self->daemon_.handle(*request, self);
@@ -140,9 +155,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
   asio::steady_timer timer_;
   Daemon& daemon_;
   std::shared_ptr<int> counter_;
+  std::string peer_;  // "uid 1000 (pid 42)", for the log
   FrameDecoder decoder_;
   std::array<char, 8192> buf_{};
   std::deque<std::pair<std::string, bool>> queue_;
+  int64_t request_id_ = 0;
   bool got_request_ = false;
   bool replied_ = false;
   bool closed_ = false;
@@ -202,7 +219,9 @@ void ControlServer::accept() {
     if (!ec) {
       const bool allowed = peer_allowed(socket.native_handle(), group_);
       const bool over = *connections_ >= kMaxConnections;
-      std::make_shared<Connection>(std::move(socket), daemon_, connections_)->start(allowed, over);
+      std::string peer = describe_peer(socket.native_handle());
+      std::make_shared<Connection>(std::move(socket), daemon_, connections_, std::move(peer))
+          ->start(allowed, over);
     }
     accept();
   });

@@ -3,7 +3,7 @@
 // The socket file is created mode 0660, owned by `socket_group` when that
 // group exists; a peer must also pass a credentials check (root, the daemon's
 // own user, or a member of the group). Each connection carries one request:
-// the server reads one frame (within 10 s, at most kMaxFrameBytes), hands it
+// the server reads one JSON line (within 10 s, at most kMaxFrameBytes), hands it
 // to the Daemon, writes its events and reply, and closes. At most
 // kMaxConnections are open at once; more are refused with an error.
 // Loop thread only.

@@ -1244,15 +1244,20 @@ class Search {
   }
 
   Outcome FindNext(Tm* tm, int* tm_usec) {
+    const Tm start = *tm;
+    const int start_usec = *tm_usec;
     Tm c = *tm;
     int usec = *tm_usec;
+    // Set once a match came out before the start (see below): from then on
+    // the isdst that mktime() found is kept instead of the spec's.
+    bool keep_isdst = false;
     auto reset_from_month = [&] { c.mon = 0, c.mday = 1, c.hour = c.min = c.sec = usec = 0; };
     auto reset_from_day = [&] { c.mday = 1, c.hour = c.min = c.sec = usec = 0; };
     auto reset_from_hour = [&] { c.hour = c.min = c.sec = usec = 0; };
     auto reset_from_minute = [&] { c.min = c.sec = usec = 0; };
     for (int step = 0; step < kMaxSearchSteps; ++step) {
       (void)clock_.to_time(&c);
-      c.isdst = spec_.dst;
+      if (!keep_isdst) c.isdst = spec_.dst;
 
       int r = Match(spec_.year, false, c, &c.year);
       if (r > 0) reset_from_month();
@@ -1313,6 +1318,15 @@ class Search {
         continue;
       }
       if (b == kMoved) continue;
+
+      // A pinned abbreviation ("EDT") can read a wall time an hour back
+      // across a fall-back change; systemd 252 then tries the next hour.
+      if (std::tie(c.year, c.mon, c.mday, c.hour, c.min, c.sec, usec) <
+          std::tie(start.year, start.mon, start.mday, start.hour, start.min, start.sec, start_usec)) {
+        c.hour++;
+        keep_isdst = true;
+        continue;
+      }
 
       *tm = c;
       *tm_usec = usec;

@@ -5,32 +5,29 @@ namespace sqlbak {
 using nlohmann::json;
 
 std::string encode_frame(const json& body) {
-  std::string text = body.dump();
-  std::string frame;
-  frame.reserve(4 + text.size());
-  const uint32_t n = static_cast<uint32_t>(text.size());
-  for (int shift = 24; shift >= 0; shift -= 8) frame.push_back(static_cast<char>((n >> shift) & 0xff));
-  frame += text;
-  return frame;
+  // dump() escapes control characters, so the text holds no raw newline.
+  return body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Result<std::optional<json>> FrameDecoder::next() {
-  if (buffer_.size() < 4) return std::optional<json>();
-  uint32_t n = 0;
-  for (int i = 0; i < 4; ++i) n = n << 8 | static_cast<uint8_t>(buffer_[i]);
-  if (n == 0 || n > kMaxFrameBytes)
-    return Status::InvalidArgument("control message of " + std::to_string(n) +
-                                   " bytes (the limit is " + std::to_string(kMaxFrameBytes) + ")");
-  if (buffer_.size() < 4 + static_cast<size_t>(n)) return std::optional<json>();
-  json body = json::parse(buffer_.begin() + 4, buffer_.begin() + 4 + n, nullptr, false);
-  buffer_.erase(0, 4 + static_cast<size_t>(n));
+  const size_t end = buffer_.find('\n');
+  if (end == std::string::npos) {
+    if (buffer_.size() > kMaxFrameBytes)
+      return Status::InvalidArgument("control message longer than " + std::to_string(kMaxFrameBytes) +
+                                     " bytes");
+    return std::optional<json>();
+  }
+  if (end > kMaxFrameBytes)
+    return Status::InvalidArgument("control message longer than " + std::to_string(kMaxFrameBytes) + " bytes");
+  json body = json::parse(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(end), nullptr, false);
+  buffer_.erase(0, end + 1);
   if (body.is_discarded() || !body.is_object())
     return Status::InvalidArgument("control message is not a JSON object");
   return std::optional<json>(std::move(body));
 }
 
 json encode_request(const Request& r) {
-  return json{{"v", kProtocolVersion}, {"command", r.command},
+  return json{{"v", kProtocolVersion}, {"id", r.id}, {"command", r.command},
               {"args", r.args.is_object() ? r.args : json::object()}};
 }
 
@@ -42,6 +39,10 @@ Result<Request> decode_request(const json& j) {
     return Status::InvalidArgument("request has no command");
   Request r;
   r.command = j["command"].get<std::string>();
+  if (j.contains("id")) {
+    if (!j["id"].is_number_integer()) return Status::InvalidArgument("request id must be an integer");
+    r.id = j["id"].get<int64_t>();
+  }
   r.args = j.contains("args") ? j["args"] : json::object();
   if (!r.args.is_object()) return Status::InvalidArgument("request args must be an object");
   return r;

@@ -179,7 +179,7 @@ class ConcurrentWriter(T.EnvTestCase):
                 db = self.env.add_database(name)
                 create_bank(db, mode)
                 p, stop = self.start_writer(db, name)
-                procs = [self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("backup", name, json_out=True),
+                procs = [self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("backup", name),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                          for _ in range(2)]
                 results = [q.communicate(timeout=T.COMMAND_TIMEOUT) + (q.returncode,) for q in procs]

@@ -163,6 +163,30 @@ class Notify(T.DaemonTestCase):
                 finally:
                     n.close()
 
+    def test_sighup_while_stopping(self):
+        """A SIGHUP that arrives while sqlbakd is stopping (a job still finishing) must not
+        announce READY=1 again after STOPPING=1, and the daemon still exits 0."""
+        self.slow_db("slow", 10)
+        n = self.listener()
+        d = self.start_daemon(notify=n.path)
+        d.ctl("backup", "slow", check=0)
+        T.wait_until(lambda: (lambda j: j and j["total"] > 0 and j["done"] >= j["total"] - 1)(
+            d.status()["databases"][0]["running"]), interval=0.02,
+            what="the backup to reach its last phase")
+        d.signal(signal.SIGTERM)
+        stop = n.wait_field("STOPPING", "1")[0]
+        if d.running():
+            try:
+                d.signal(signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+        rc = d.wait_exit(60)
+        self.assertEqual(rc, 0, d.describe())
+        msgs = n.snapshot()
+        after = msgs[msgs.index(stop) + 1:]
+        self.assertEqual([m["text"] for m in after if "READY" in m["fields"] or "RELOADING" in m["fields"]],
+                         [], "READY/RELOADING after STOPPING=1\n" + n.dump() + "\n" + d.describe())
+
     def test_broken_notify_socket_is_ignored(self):
         """NOTIFY_SOCKET naming nothing: sqlbakd still starts, serves and stops cleanly."""
         self.small_db("a")
@@ -383,6 +407,109 @@ class ControlCommands(T.DaemonTestCase):
         d.signal(signal.SIGINT)
         self.assertEqual(d.wait_exit(), 0, d.describe())
         self.assertRegex(d.log(), r"SIGINT")
+
+
+class Startup(T.DaemonTestCase):
+    """sqlbakd's own start-up errors and --check-config."""
+
+    def run_daemon(self, *args):
+        p = subprocess.run([T.SQLBAKD] + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=T.DAEMON_WAIT)
+        T.assert_no_crash(p.returncode if p.returncode <= 3 else None, p.stdout, p.stderr,
+                          [T.SQLBAKD] + list(args))
+        return p.returncode, p.stdout, p.stderr
+
+    def test_check_config(self):
+        self.small_db("alpha")
+        rc, out, err = self.run_daemon("--check-config", "-c", self.env.config)
+        self.assertEqual(rc, 0, out + err)
+        self.assertFalse(os.path.exists(os.path.join(self.env.root, "control.sock")))
+        with open(self.env.config) as f:
+            good = f.read()
+        self.env.write_config(good.replace("defaults:\n", "defaults:\n  bogus_key: 1\n  schedule: \"nope nope\"\n"))
+        rc, out, err = self.run_daemon("--check-config", "-c", self.env.config)
+        self.assertNotEqual(rc, 0, out + err)
+        errors = re.findall(re.escape(self.env.config) + r":(\d+):(\d+): ", err)
+        self.assertGreaterEqual(len(errors), 2, "every error as FILE:LINE:COLUMN: message\n" + err)
+        self.assertIn(("5", "3"), errors, err)
+
+    def test_invalid_config_at_start(self):
+        self.small_db("alpha")
+        with open(self.env.config) as f:
+            good = f.read()
+        self.env.write_config(good + "oops: [\n")
+        d = T.DaemonProcess(self.env)
+        rc = d.wait_exit()
+        self.assertGreater(rc, 0, d.describe())
+        self.assertRegex(d.log(), re.escape(self.env.config) + r":\d+:\d+", d.describe())
+        self.assertFalse(os.path.exists(d.socket))
+
+    def test_socket_directory_missing(self):
+        self.small_db("alpha")
+        sock = self.env.path("missing-dir", "control.sock")
+        with open(self.env.config) as f:
+            text = f.read()
+        self.env.write_config(text.replace(json.dumps(os.path.join(self.env.root, "control.sock")),
+                                           json.dumps(sock)))
+        d = T.DaemonProcess(self.env, socket_path=sock)
+        rc = d.wait_exit()
+        self.assertGreater(rc, 0, d.describe())
+        self.assertIn(sock, d.log(), d.describe())
+        self.assertNotIn("terminate called", d.log())
+
+    def test_socket_path_is_a_regular_file(self):
+        self.small_db("alpha")
+        sock = os.path.join(self.env.root, "control.sock")
+        with open(sock, "w") as f:
+            f.write("precious\n")
+        d = T.DaemonProcess(self.env)
+        rc = d.wait_exit()
+        self.assertGreater(rc, 0, d.describe())
+        self.assertIn(sock, d.log(), d.describe())
+        with open(sock) as f:
+            self.assertEqual(f.read(), "precious\n", "sqlbakd replaced a file that is not a socket")
+
+    def test_socket_permissions(self):
+        """The socket is not world-usable, and sqlbakd refuses a peer that is neither
+        root, its own user nor in socket_group even if the file mode would let it in."""
+        self.small_db("alpha")
+        d = self.start_daemon()
+        mode = os.stat(d.socket).st_mode & 0o777
+        self.assertEqual(mode & 0o007, 0, "control socket mode %o is world-accessible" % mode)
+        if os.geteuid() != 0:
+            self.skipTest("needs root to act as another user")
+        os.chmod(self.env.root, 0o755)
+        os.chmod(d.socket, 0o666)
+        code = ("import socket,struct,json,sys\n"
+                "s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); s.settimeout(60)\n"
+                "s.connect(sys.argv[1])\n"
+                "b=json.dumps({'v':1,'command':'status','args':{}}).encode()\n"
+                "try:\n"
+                "  s.sendall(struct.pack('>I',len(b))+b)\n"
+                "except OSError:\n"
+                "  pass\n"
+                "d=b''\n"
+                "while True:\n"
+                "  try:\n"
+                "    c=s.recv(65536)\n"
+                "  except ConnectionResetError:\n"
+                "    break\n"
+                "  if not c: break\n"
+                "  d+=c\n"
+                "sys.stdout.write(d[4:].decode())\n")
+        py = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
+        if py is None:
+            self.skipTest("no python3 that another user may run")
+        p = subprocess.run([py, "-c", code, d.socket], capture_output=True, text=True,
+                           timeout=T.DAEMON_WAIT, user=65534, group=65534, extra_groups=[],
+                           cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(p.stdout, "the refused peer got no reply at all")
+        reply = json.loads(p.stdout)
+        self.assertIs(reply.get("ok"), False, reply)
+        self.assertRegex(reply["error"]["message"].lower(), r"permission|denied|not allowed", reply)
+        self.assertNotIn("databases", json.dumps(reply))
+        self.assertEqual(d.status()["pid"], d.pid)
 
 
 class BadSocketInput(T.DaemonTestCase):

@@ -106,6 +106,48 @@ class Joining(T.DaemonTestCase):
                                   args=[T.SQLBAKCTL] + self.env.ctl_args("backup", "slow"))
 
 
+class Fairness(T.DaemonTestCase):
+
+    def test_small_database_not_starved(self):
+        """Two large backups in their last phase: a backup of a tiny database completes
+        while they are still running (the daemon interleaves jobs step by step on its
+        pool, so a large database cannot starve a small one; docs in daemon/daemon.h)."""
+        self.slow_db("big1", 10)
+        self.slow_db("big2", 10)
+        self.small_db("small")
+        d = self.start_daemon()
+        d.ctl("backup", "big1", "big2", check=0)
+        # Both in their last phase (every page read; compressing, checking, committing).
+        def last_phase(n):
+            j = running_job(d, n)
+            return bool(j) and j["total"] > 0 and j["done"] >= j["total"] - 1
+        T.wait_until(lambda: last_phase("big1") and last_phase("big2"), interval=0.02,
+                     what="both large backups to reach their last phase")
+        t0 = time.monotonic()
+        rc, out, err = d.ctl("backup", "small", "--wait", check=0)
+        print("the small backup took %.1f s while two large ones ran" % (time.monotonic() - t0))
+        self.assertRegex(out, T.BACKUP_ID_RE)
+        still = [n for n in ("big1", "big2") if running_job(d, n)]
+        self.assertEqual(still, ["big1", "big2"],
+                         "the small backup had to wait for a large one to end\n" + d.describe())
+
+    def test_waiting_client_killed(self):
+        """A `backup --wait` client that dies does not disturb the job or the daemon."""
+        self.slow_db("slow", 6)
+        d = self.start_daemon()
+        p = self.env.spawn([T.SQLBAKCTL] + d.ctl_args("backup", "slow", "--wait"),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        T.wait_until(lambda: running_job(d, "slow"), what="the backup to start")
+        p.kill()
+        p.wait(timeout=60)
+        T.wait_until(lambda: running_job(d, "slow") is None, timeout=T.COMMAND_TIMEOUT,
+                     what="the backup to end")
+        self.assertEqual(len(d.list_ids("slow")), 1, d.describe())
+        self.assertTrue(d.running())
+        d.ctl("verify", "--all", check=0)
+
+
 class Schedule(T.DaemonTestCase):
 
     env_kwargs = {"extra_defaults": {"schedule": '"*:*:0/3"'}}

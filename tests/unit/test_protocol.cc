@@ -6,7 +6,7 @@ using namespace sqlbak;
 using nlohmann::json;
 
 TEST_CASE("frames round-trip whatever the chunking") {
-  std::string stream = encode_frame(encode_request({"backup", {{"databases", {"shop", "é"}}}})) +
+  std::string stream = encode_frame(encode_request({"backup", {{"databases", {"shop", "é\nnewline"}}}, 7})) +
                        encode_frame(reply_ok({{"id", "x"}}));
   for (size_t chunk : {1, 3, 7, 1000}) {
     FrameDecoder d;
@@ -24,21 +24,26 @@ TEST_CASE("frames round-trip whatever the chunking") {
     auto req = decode_request(got[0]);
     REQUIRE(req.ok());
     CHECK(req->command == "backup");
-    CHECK(req->args["databases"][1] == "é");
+    CHECK(req->args["databases"][1] == "é\nnewline");
+    CHECK(req->id == 7);
     CHECK(got[1]["ok"] == true);
   }
 }
 
 TEST_CASE("bad frames and requests are refused with a reason") {
   FrameDecoder big;
-  big.feed(std::string("\x7f\xff\xff\xff", 4));
-  CHECK(big.next().status().message().find("limit") != std::string::npos);
-  FrameDecoder zero;
-  zero.feed(std::string("\0\0\0\0", 4));
-  CHECK_FALSE(zero.next().ok());
+  big.feed(std::string(kMaxFrameBytes + 1, 'x'));  // no newline yet, already too long
+  CHECK(big.next().status().message().find("longer than") != std::string::npos);
+  FrameDecoder empty_line;
+  empty_line.feed("\n");
+  CHECK_FALSE(empty_line.next().ok());
   FrameDecoder not_json;
-  not_json.feed(std::string("\0\0\0\3abc", 7));
+  not_json.feed("abc\n");
   CHECK(not_json.next().status().message().find("JSON") != std::string::npos);
+  FrameDecoder partial;
+  partial.feed("{\"v\":1,");
+  REQUIRE(partial.next().ok());
+  CHECK_FALSE(partial.next()->has_value());  // waits for the rest of the line
   FrameDecoder array;
   array.feed(encode_frame(json::array({1, 2})));
   CHECK_FALSE(array.next().ok());
@@ -48,6 +53,7 @@ TEST_CASE("bad frames and requests are refused with a reason") {
   CHECK_FALSE(decode_request(json{{"v", 1}}).ok());                                // no command
   CHECK_FALSE(decode_request(json{{"v", 1}, {"command", 5}}).ok());
   CHECK_FALSE(decode_request(json{{"v", 1}, {"command", "x"}, {"args", 3}}).ok());
+  CHECK_FALSE(decode_request(json{{"v", 1}, {"command", "x"}, {"id", "seven"}}).ok());
   auto ok = decode_request(json{{"v", 1}, {"command", "status"}});
   REQUIRE(ok.ok());
   CHECK(ok->args.is_object());
