@@ -9,6 +9,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "lib/calendar.h"
 #include "lib/config.h"
 
 int main(int argc, char** argv) {
@@ -33,6 +34,17 @@ int main(int argc, char** argv) {
   if (!r.config) return 1;
   if (check_only) {
     std::cout << config_file << ": valid, " << r.config->databases.size() << " database(s)\n";
+    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+    auto next = [now_us](const std::string& expr) -> std::string {
+      auto spec = sqlbak::parse_calendar(expr);  // already validated by load_config
+      if (!spec.ok()) return spec.status().message();
+      auto t = sqlbak::next_elapse(*spec, now_us);
+      return t ? sqlbak::format_elapse(*t) : "never";
+    };
+    for (const sqlbak::DatabaseConfig& db : r.config->databases)
+      std::cout << "  " << db.name << " (" << db.path << "): next backup " << next(db.settings.schedule)
+                << ", next rotation " << next(db.settings.rotate) << "\n";
     return 0;
   }
 

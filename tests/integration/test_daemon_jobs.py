@@ -9,6 +9,7 @@ that something was fast, except the spec's 10 s shutdown bound (asserted as < 30
 to catch hangs).
 """
 
+import datetime
 import json
 import os
 import re
@@ -255,6 +256,44 @@ class Reload(T.DaemonTestCase):
         self.env.write_config()
         d.ctl("reload", check=0)
         self.assertEqual(self.names(d), ["a"])
+        self.assertEqual(d.stop(), 0, d.describe())
+
+    def test_reload_broken_config_with_config_option_only(self):
+        """`sqlbakctl -c FILE reload` after FILE was broken (no -s): the user must learn
+        that FILE is invalid (FILE:LINE:COLUMN), not be sent to another socket."""
+        self.small_db("a")
+        d = self.start_daemon()
+        with open(self.env.config) as f:
+            good = f.read()
+        self.env.write_config(good + "oops: [\n")
+        a = ["-c", self.env.config, "reload"]
+        rc, out, err = T.run_ctl(a)
+        T.assert_no_crash(rc, out, err, a)
+        info = T.describe([T.SQLBAKCTL] + a, rc, out, err)
+        self.assertNotEqual(rc, 0, info)
+        self.assertRegex(err, re.escape(self.env.config) + r":\d+:\d+", info)
+        self.assertEqual(self.names(d), ["a"])
+
+    def test_reload_schedule_and_socket_change(self):
+        self.small_db("a")
+        d = self.start_daemon()
+        st = d.status()["databases"][0]
+        with open(self.env.config) as f:
+            text = f.read()
+        new_sock = self.env.path("other.sock")
+        self.env.write_config(text.replace("\ndefaults:\n", "\ndefaults:\n  schedule: \"Mon *-*-* 03:17:00\"\n")
+                              .replace(json.dumps(d.socket), json.dumps(new_sock)))
+        d.ctl("reload", check=0)
+        st2 = d.status()["databases"][0]
+        self.assertEqual(st2["schedule"], "Mon *-*-* 03:17:00", st2)
+        self.assertNotEqual(st2["next_backup"], st["next_backup"], (st, st2))
+        nb = T.parse_time(st2["next_backup"])
+        local = datetime.datetime.fromtimestamp(nb.timestamp())
+        self.assertEqual((local.weekday(), local.hour, local.minute, local.second), (0, 3, 17, 0), st2)
+        # The socket path does not move under running clients; the old one still answers.
+        self.assertFalse(os.path.exists(new_sock))
+        self.assertTrue(os.path.exists(d.socket))
+        self.assertEqual(d.status()["pid"], d.pid)
         self.assertEqual(d.stop(), 0, d.describe())
 
     def test_reload_while_backup_runs(self):
