@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "ctl/calendar_command.h"
 #include "ctl/client.h"
 #include "ctl/offline.h"
 #include "ctl/render.h"
@@ -99,6 +100,13 @@ int main(int argc, char** argv) {
   config_check->add_option("FILE", check_file, "file to check (default: -c)");
   auto* config_example = config->add_subcommand("example", "print a commented example configuration");
 
+  std::string calendar_expr, base_time;
+  int iterations = 1;
+  auto* calendar = app.add_subcommand("calendar", "print the next elapses of a schedule expression");
+  calendar->add_option("EXPR", calendar_expr, "calendar expression (systemd.time(7))")->required();
+  calendar->add_option("--iterations", iterations, "how many elapses to print")->check(CLI::Range(1, 100000));
+  calendar->add_option("--base-time", base_time, "compute from this time instead of now");
+
   auto* status = app.add_subcommand("status", "daemon and per-database state");
   auto* reload = app.add_subcommand("reload", "reload the daemon's configuration (as SIGHUP)");
 
@@ -130,6 +138,8 @@ int main(int argc, char** argv) {
                 << r.config->targets.size() << " target(s)\n";
     return r.errors.empty() ? 0 : kExitFailed;
   }
+
+  if (calendar->parsed()) return sqlbak::ctl::calendar_command(calendar_expr, iterations, base_time);
 
   bool runs_locally = g.offline;
   if (backup->parsed()) {
