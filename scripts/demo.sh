@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds sqlbak and runs the main job on a demo
-# database: a backup taken while the application writes, listed, verified,
-# an incremental backup, and a restore compared with the source.
+# database: sqlbakd up, a backup taken while the application writes, listed,
+# verified, an incremental backup, and a restore compared with the source.
 # The README's first command. Leaves its files in ${DEMO_DIR:-/tmp/sqlbak-demo}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,10 +29,12 @@ SQL
 ls -l "$demo/shop.db"
 
 cat > "$demo/sqlbak.yaml" <<EOF2
+socket: $demo/control.sock
 state_dir: $demo/state
 defaults:
   compression: {algorithm: zstd, level: 3}
   verify: integrity
+  schedule: hourly
 targets:
   local: {type: local, path: $demo/backups}
 databases:
@@ -42,28 +44,36 @@ EOF2
 say "Configuration ($demo/sqlbak.yaml)"
 cat "$demo/sqlbak.yaml"
 "$ctl" config check "$demo/sqlbak.yaml"
+ctl() { "$ctl" -c "$demo/sqlbak.yaml" "$@"; }
+
+say "sqlbakd up (in the foreground of a background job here; systemd runs it in production)"
+"$root/build/daemon/sqlbakd" -c "$demo/sqlbak.yaml" 2>"$demo/sqlbakd.log" &
+daemon=$!
+trap 'kill "$daemon" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -S "$demo/control.sock" ] && break; sleep 0.1; done
+ctl status
 
 say "Backup while the application keeps writing"
 ( for i in $(seq 1 200); do
     sqlite3 "$demo/shop.db" "PRAGMA busy_timeout=5000; INSERT INTO orders(customer,total,note) VALUES ('live',$i,'x');" >/dev/null || true
   done ) &
 writer=$!
-"$ctl" --offline -c "$demo/sqlbak.yaml" backup
+ctl backup --wait
 wait "$writer"
 
-say "1 % of the orders change; the next backup stores only changed pages"
+say "Every hundredth order changes; the next backup stores only the pages that changed"
 sqlite3 "$demo/shop.db" "UPDATE orders SET total = total + 1 WHERE id % 100 = 0;"
-"$ctl" --offline -c "$demo/sqlbak.yaml" backup
+ctl backup --wait
 
 say "List"
-"$ctl" --offline -c "$demo/sqlbak.yaml" list
+ctl list
 
 say "Verify every backup (every object re-read, rebuilt, integrity_check)"
-"$ctl" --offline -c "$demo/sqlbak.yaml" verify --all
+ctl verify --all
 
-newest=$("$ctl" --offline -c "$demo/sqlbak.yaml" --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)["backups"][0]["id"])')
+newest=$(ctl --json list | python3 -c 'import json,sys; print(json.load(sys.stdin)["backups"][0]["id"])')
 say "Restore $newest to $demo/restored.db"
-"$ctl" --offline -c "$demo/sqlbak.yaml" restore "$newest" --to "$demo/restored.db"
+ctl restore "$newest" --to "$demo/restored.db"
 if cmp -s <(sqlite3 "$demo/shop.db" .dump) <(sqlite3 "$demo/restored.db" .dump); then
   echo "restored.db has the same content as shop.db (sqlite3 .dump identical)"
 else
@@ -73,6 +83,14 @@ fi
 sqlite3 "$demo/restored.db" "SELECT count(*) AS orders, round(sum(total)) AS total FROM orders;"
 
 say "A restore never overwrites by surprise"
-"$ctl" --offline -c "$demo/sqlbak.yaml" restore "$newest" --to "$demo/restored.db" || echo "(refused, exit $?)"
+ctl restore "$newest" --to "$demo/restored.db" || echo "(refused, exit $?)"
+
+say "Status, and the daemon's log"
+ctl status
+cat "$demo/sqlbakd.log"
+
+say "Without the daemon: the same commands with --offline (cron, disaster recovery)"
+kill "$daemon"; wait "$daemon" || true
+ctl --offline list
 
 say "Done. Files are in $demo"
