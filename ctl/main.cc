@@ -40,7 +40,7 @@ int print_result(const GlobalOptions& g, const std::string& command, const json&
   if (g.json)
     std::cout << result.dump(2) << "\n";
   else
-    sqlbak::ctl::render(command, result, std::cout);
+    sqlbak::ctl::render(command, result, std::cout, std::cerr);
   return sqlbak::ctl::result_exit_status(command, result);
 }
 

@@ -11,15 +11,15 @@ namespace {
 uint64_t u64(const json& j, const char* key) { return j.value(key, uint64_t{0}); }
 std::string str(const json& j, const char* key) { return j.value(key, std::string()); }
 
-void render_backups(const json& r, std::ostream& out) {
+void render_backups(const json& r, std::ostream& out, std::ostream& err) {
   for (const json& b : r.value("backups", json::array()))
     out << str(b, "database") << ": backup " << str(b, "id") << " on " << str(b, "target") << ": "
         << u64(b, "page_count") << " pages (" << u64(b, "new_pages") << " new), "
         << human_bytes(u64(b, "stored_bytes")) << " stored, "
         << human_millis(b.value("duration_ms", int64_t{0})) << "\n";
   for (const json& e : r.value("errors", json::array()))
-    out << str(e, "database") << ": backup FAILED" << (str(e, "target").empty() ? "" : " on " + str(e, "target"))
-        << ": " << str(e, "error") << "\n";
+    err << "sqlbakctl: backup of " << str(e, "database") << " failed"
+        << (str(e, "target").empty() ? "" : " on target " + str(e, "target")) << ": " << str(e, "error") << "\n";
 }
 
 void render_list(const json& r, std::ostream& out) {
@@ -60,15 +60,18 @@ void render_show(const json& r, std::ostream& out) {
       << m.value("pages", json::array()).size() << " page run(s)\n";
 }
 
-void render_verify(const json& r, std::ostream& out) {
+void render_verify(const json& r, std::ostream& out, std::ostream& err) {
   const json& results = r.value("results", json::array());
   if (results.empty()) out << "no backups to verify\n";
   for (const json& v : results) {
-    out << str(v, "id") << " (" << str(v, "database") << " on " << str(v, "target") << "): ";
-    if (v.value("ok", false))
-      out << "OK\n";
-    else
-      out << "FAILED: " << str(v, "error") << "\n";
+    std::string label = str(v, "id");
+    if (!str(v, "database").empty()) label += " (" + str(v, "database") + " on " + str(v, "target") + ")";
+    if (v.value("ok", false)) {
+      out << label << ": OK\n";
+    } else {
+      out << label << ": FAILED\n";
+      err << "sqlbakctl: backup " << label << " failed verification: " << str(v, "error") << "\n";
+    }
   }
 }
 
@@ -96,11 +99,11 @@ void render_status(const json& r, std::ostream& out) {
 
 }  // namespace
 
-void render(const std::string& command, const json& result, std::ostream& out) {
-  if (command == "backup") return render_backups(result, out);
+void render(const std::string& command, const json& result, std::ostream& out, std::ostream& err) {
+  if (command == "backup") return render_backups(result, out, err);
   if (command == "list") return render_list(result, out);
   if (command == "show") return render_show(result, out);
-  if (command == "verify") return render_verify(result, out);
+  if (command == "verify") return render_verify(result, out, err);
   if (command == "status") return render_status(result, out);
   if (command == "restore") {
     out << "restored backup " << str(result, "id") << " of " << str(result, "database") << " ("

@@ -8,8 +8,10 @@
 
 namespace sqlbak::ctl {
 
-// Prints RESULT of COMMAND for people.
-void render(const std::string& command, const nlohmann::json& result, std::ostream& out);
+// Prints RESULT of COMMAND for people on OUT; what failed (a backup on some
+// target, a damaged backup found by verify) also goes to ERR, one line each.
+void render(const std::string& command, const nlohmann::json& result, std::ostream& out,
+            std::ostream& err);
 
 // The exit status a successful reply still implies: 1 when a verify found a
 // damaged backup or a backup failed on some target, else 0.

@@ -187,7 +187,9 @@ class TargetWriter {
 
   // Flushes everything; returns the first error of the pipeline.
   Status finish() {
-    if (!block_.raw.empty()) submit_block(true);
+    // A pack is open while it has entries, even when its last block went out
+    // full: an empty block marked last closes it.
+    if (entries_in_pack_ > 0) submit_block(true);
     shutdown();
     return status();
   }
@@ -257,8 +259,10 @@ class TargetWriter {
   void compress_loop() {
     Block block;
     while (blocks_.pop(&block)) {
-      Status st = compress_block(codec_, level_, block.raw, &block.stored);
-      if (!st.ok()) return fail(st);
+      if (!block.hashes.empty()) {
+        Status st = compress_block(codec_, level_, block.raw, &block.stored);
+        if (!st.ok()) return fail(st);
+      }
       std::string().swap(block.raw);  // the sizes in block.lengths say how long it was
       if (!compressed_.push(std::move(block))) return;
     }
@@ -277,7 +281,7 @@ class TargetWriter {
         Block& b = it->second;
         uint32_t raw_size = 0;
         for (uint32_t len : b.lengths) raw_size += len;
-        builder.add_block(codec_, raw_size, b.stored, b.hashes, b.lengths);
+        if (!b.hashes.empty()) builder.add_block(codec_, raw_size, b.stored, b.hashes, b.lengths);
         if (!b.last_in_pack) continue;
         std::string index;
         std::string bytes = builder.finish(&index);

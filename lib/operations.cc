@@ -26,7 +26,11 @@ Result<Repository*> Workspace::repository(const std::string& name, bool writable
     return Status::Unsupported("target '" + name + "' is of type " + t->second.type +
                                ", which this version of sqlbak cannot use yet");
   auto store = LocalObjectStore::open(name, t->second.path, writable);
-  if (!store.ok()) return store.status();
+  // A missing or unusable directory is an error for readers too: an empty
+  // listing would hide a mistyped path or an unmounted disk.
+  if (!store.ok()) return store.status().code() == ErrorCode::kNotFound
+                              ? Status::InvalidArgument(store.status().message())
+                              : store.status();
   auto repo = Repository::open(std::move(store).value(), name, writable);
   if (!repo.ok()) return repo.status();
   Repository* raw = repo->get();
@@ -36,21 +40,19 @@ Result<Repository*> Workspace::repository(const std::string& name, bool writable
 
 Result<std::vector<Repository*>> Workspace::readable_targets(const std::string& name) {
   std::vector<Repository*> out;
-  if (!name.empty()) {
-    auto r = repository(name, false);
-    if (!r.ok()) return r.status();
-    out.push_back(*r);
-    return out;
-  }
   for (const auto& [target_name, target] : config_.targets) {
-    if (target.type != "local") continue;
+    if (!name.empty() && target_name != name) continue;
+    if (name.empty() && target.type != "local") continue;
     auto r = repository(target_name, false);
     if (r.ok()) {
       out.push_back(*r);
-    } else if (r.status().code() != ErrorCode::kNotFound) {
+    } else if (r.status().code() != ErrorCode::kNotFound || !name.empty()) {
+      // kNotFound here: an existing directory that holds no repository yet.
       return r.status();
     }
   }
+  if (!name.empty() && out.empty() && !config_.targets.count(name))
+    return Status::NotFound("no target named '" + name + "' in " + config_.source_file);
   return out;
 }
 

@@ -80,7 +80,8 @@ class CrashDuringBackup(T.EnvTestCase):
             if fresh:
                 env.ctl("verify", *fresh, check=0)
             seen = listed_ids
-        sys.stderr.write("killed %d, completed %d of %d attempts\n" % (killed, completed, ITERATIONS))
+        sys.stderr.write("killed %d, completed %d of %d attempts; %d backups listed\n" % (
+            killed, completed, ITERATIONS, len(seen)))
 
         # The source is fine.
         self.assertEqual(T.integrity_check(db), "ok")

@@ -221,3 +221,17 @@ TEST_CASE("identical pages are stored once, and block order survives parallel co
   CHECK(query(f.dir / "copy.db", "SELECT sum(length(v)) FROM t") == query(f.db, "SELECT sum(length(v)) FROM t"));
   CHECK(query(f.dir / "copy.db", "PRAGMA integrity_check") == "ok");
 }
+
+TEST_CASE("a pack whose last block is exactly full is closed and stored", "[backup]") {
+  Fixture f;
+  // 32 pages of 64 KiB: two full 1 MiB blocks and nothing after them.
+  sql(f.db, "PRAGMA page_size=65536; CREATE TABLE t(x);"
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<30)"
+            " INSERT INTO t SELECT randomblob(60000) FROM c;");
+  REQUIRE(query(f.db, "PRAGMA page_count") == "32");
+  auto repo = f.repo();
+  TargetOutcome out = f.backup(repo.get());
+  REQUIRE(out.status.ok());
+  REQUIRE(restore_backup(*repo, out.manifest, f.dir / "copy.db", false).ok());
+  CHECK(query(f.dir / "copy.db", "SELECT sum(length(x)) FROM t") == "1800000");
+}
