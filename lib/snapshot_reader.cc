@@ -8,8 +8,15 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace sqlbak {
+
+struct BusyBudget {
+  std::chrono::milliseconds timeout{5000};
+  std::chrono::steady_clock::time_point first_try{};
+};
+
 namespace {
 
 // ---- The capture VFS: the destination "file" of the online backup. ----
@@ -204,6 +211,20 @@ Result<std::string> query_text(sqlite3* db, const char* sql, const std::string& 
 
 std::atomic<uint64_t> g_capture_counter{0};
 
+// A busy handler for the source that polls often. SQLite's default sleeps up
+// to 100 ms between tries; against a writer that commits back to back in
+// rollback-journal mode (holding PENDING for each commit's fsyncs) a reader
+// that polls that slowly almost never lands in the gap between two commits
+// and starves. Polling every few hundred microseconds finds the gap.
+int poll_busy_handler(void* arg, int tries) {
+  auto* budget = static_cast<BusyBudget*>(arg);
+  const auto now = std::chrono::steady_clock::now();
+  if (tries == 0) budget->first_try = now;
+  if (now - budget->first_try >= budget->timeout) return 0;
+  std::this_thread::sleep_for(std::chrono::microseconds(tries < 50 ? 100 : 1000));
+  return 1;
+}
+
 }  // namespace
 
 Result<std::string> run_integrity_check(sqlite3* db, VerifyMode mode) {
@@ -265,7 +286,9 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
     if (rc != SQLITE_OK)
       return Status::IOError("cannot open database " + path + ": " + sqlite3_errmsg(r->source_));
   }
-  sqlite3_busy_timeout(r->source_, static_cast<int>(busy_timeout.count()));
+  r->busy_ = std::make_unique<BusyBudget>();
+  r->busy_->timeout = busy_timeout;
+  sqlite3_busy_handler(r->source_, poll_busy_handler, r->busy_.get());
   sqlite3_db_config(r->source_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
 
   auto mode = query_text(r->source_, "PRAGMA journal_mode", "cannot read database " + path);

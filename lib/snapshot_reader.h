@@ -36,6 +36,8 @@ struct sqlite3_backup;
 
 namespace sqlbak {
 
+struct BusyBudget;
+
 class PageSink {
  public:
   virtual ~PageSink() = default;
@@ -114,6 +116,7 @@ class SnapshotReader {
   int64_t busy_waited_ms_ = 0;
   int64_t busy_budget_ms_ = 30000;
   std::atomic<bool> cancelled_{false};
+  std::unique_ptr<BusyBudget> busy_;  // the source's busy handler state
 };
 
 // Runs `PRAGMA CHECK` (integrity_check or quick_check) on an open connection.

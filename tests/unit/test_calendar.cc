@@ -352,7 +352,7 @@ TEST_CASE("find_next_elapse tells never from a search systemd gives up", "[calen
 
 TEST_CASE("format_elapse prints as systemd", "[calendar]") {
   if (!have_zoneinfo()) return;
-  const int64_t t = 1'795'645'800'000'000;  // 2026-11-25 21:30:00 UTC
+  const int64_t t = 1'795'642'200'000'000;  // 2026-11-25 21:30:00 UTC
   CHECK(format_elapse(t, "UTC") == "Wed 2026-11-25 21:30:00 UTC");
   CHECK(format_elapse(t, "Europe/Paris") == "Wed 2026-11-25 22:30:00 CET");
   CHECK(format_elapse(t + 999'999, "America/New_York") == "Wed 2026-11-25 16:30:00 EST");
@@ -367,7 +367,7 @@ TEST_CASE("format_elapse prints as systemd", "[calendar]") {
 TEST_CASE("parse_calendar_base_time reads systemd's timestamps", "[calendar]") {
   if (!have_zoneinfo()) return;
   ScopedTz tz("Europe/Paris");
-  const int64_t now = 1'795'645'800'000'000;  // Wed 2026-11-25 22:30:00 CET
+  const int64_t now = 1'795'642'200'000'000;  // Wed 2026-11-25 22:30:00 CET
   CHECK(base_time("2026-03-28 12:00") == 1'774'695'600'000'000);
   CHECK(parse_calendar_base_time("2026-03-28 11:00 UTC", now).value() == 1'774'695'600'000'000);
   CHECK(parse_calendar_base_time("Sat 2026-03-28 12:00:00", now).value() == 1'774'695'600'000'000);
