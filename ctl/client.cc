@@ -33,10 +33,15 @@ std::optional<json> call_daemon(const std::string& path, const Request& request,
     return unreachable(std::strerror(errno));
 
   const std::string frame = encode_frame(encode_request(request));
+  int send_error = 0;
   for (size_t sent = 0; sent < frame.size();) {
     ssize_t n = ::send(fd, frame.data() + sent, frame.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return unreachable(std::string("sending: ") + std::strerror(errno));
+    // The daemon may have answered (a refusal) and closed before reading: read that answer.
+    if (n < 0) {
+      send_error = errno;
+      break;
+    }
     sent += static_cast<size_t>(n);
   }
   FrameDecoder decoder;
@@ -65,6 +70,7 @@ std::optional<json> call_daemon(const std::string& path, const Request& request,
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      if (send_error != 0) return unreachable(std::string("sending: ") + std::strerror(send_error));
       error->status = Status::IOError("sqlbakd closed the connection before replying");
       return std::nullopt;
     }

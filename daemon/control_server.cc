@@ -94,7 +94,10 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
   void read() {
     socket_.async_read_some(asio::buffer(buf_), [self = shared_from_this()](
                                                     const boost::system::error_code& ec, size_t n) {
-      if (ec) return;  // the client went away, or the timer closed the socket
+      if (ec) {  // the client went away, or the timer closed the socket
+        self->timer_.cancel();  // the timer's handler holds the connection: let it go now
+        return;
+      }
       self->decoder_.feed(std::string_view(self->buf_.data(), n));
       auto message = self->decoder_.next();
       if (!message.ok()) return self->reply(reply_error(message.status()));

@@ -341,13 +341,20 @@ TEST_CASE("find_next_elapse tells never from a search systemd gives up", "[calen
   auto never = find_next_elapse(parsed("2020-01-01"), after);
   REQUIRE_FALSE(never.ok());
   CHECK(never.status().code() == ErrorCode::kNotFound);
-  // A month past December normalises into summer time and back: systemd
-  // reports an infinite loop.
-  auto loop = find_next_elapse(parsed("*-1/5-1 00:00"), after);
+  // After November 1st, month 16 normalises to April (summer time), whose
+  // January 1st reads back as December 31st: systemd reports an infinite loop.
+  const CalendarSpec spec = parsed("*-1/5-1 00:00");
+  auto june = find_next_elapse(spec, after);
+  REQUIRE(june.ok());
+  CHECK(format_elapse(june.value()) == "Mon 2026-06-01 00:00:00 CEST");
+  auto november = find_next_elapse(spec, june.value());
+  REQUIRE(november.ok());
+  CHECK(format_elapse(november.value()) == "Sun 2026-11-01 00:00:00 CET");
+  auto loop = find_next_elapse(spec, november.value());
   REQUIRE_FALSE(loop.ok());
   CHECK(loop.status().code() == ErrorCode::kInvalidArgument);
   CHECK(loop.status().message().find("does not converge") != std::string::npos);
-  CHECK_FALSE(next_elapse(parsed("*-1/5-1 00:00"), after));
+  CHECK_FALSE(next_elapse(spec, november.value()));
 }
 
 TEST_CASE("format_elapse prints as systemd", "[calendar]") {
