@@ -169,7 +169,6 @@ class TargetWriter {
     const uint32_t ordinal = new_pages_.insert(hash);
     if (entries_in_pack_ == 0) pack_first_ordinal_.push_back(ordinal);
     refs_[page - 1] = PageRef{next_pack_, entries_in_pack_++};
-    block_.pack = next_pack_;
     block_.raw.append(reinterpret_cast<const char*>(data), size);
     block_.hashes.push_back(hash);
     block_.lengths.push_back(size);
@@ -235,6 +234,7 @@ class TargetWriter {
   }
 
   void submit_block(bool last_in_pack) {
+    block_.pack = next_pack_;  // also for the empty block that only closes a pack
     block_.last_in_pack = last_in_pack;
     block_.seq = next_seq_++;
     if (!blocks_.push(std::move(block_))) failed_.store(true);
