@@ -13,7 +13,7 @@ usage() {
 usage: bench/run.sh [options]
   --size-mib N   size of the generated database in MiB (default 1024; --quick: 64)
   --build DIR    sqlbak build directory holding ctl/sqlbakctl
-                 (default $SQLBAK_BUILD, else /work/main/build)
+                 (default $SQLBAK_BUILD, else build/ beside bench/)
   --db PATH      use this existing database instead of generating one; it is only
                  read (case C works on a copy of it)
   --reps N       repetitions of each timed pair, median reported (default 3; --quick: 1)
@@ -27,7 +27,7 @@ EOF
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SIZE_MIB= REPS= QUICK=0 KEEP=0 STRICT=0 DB_ARG=
-BUILD=${SQLBAK_BUILD:-/work/main/build}
+BUILD=${SQLBAK_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 while [ $# -gt 0 ]; do
   case $1 in
     --size-mib) SIZE_MIB=${2:?--size-mib needs a value}; shift 2 ;;
