@@ -242,3 +242,37 @@ TEST_CASE("a pack whose last block is exactly full is closed and stored", "[back
     CHECK(query(f.dir / "copy.db", sample) == query(f.db, sample));
   }
 }
+
+TEST_CASE("one backup is written to each target of the database", "[backup]") {
+  Fixture f;
+  make_db(f.db, 8000, "wal");
+  auto first = f.repo();
+  const std::string second_dir = f.dir / "offsite";
+  std::filesystem::create_directory(second_dir);
+  auto store = LocalObjectStore::open("offsite", second_dir, true);
+  REQUIRE(store.ok());
+  auto second = Repository::open(std::move(store).value(), "offsite", true);
+  REQUIRE(second.ok());
+  // The second target already holds an older backup: it deduplicates on its own.
+  REQUIRE(f.backup(second->get()).status.ok());
+  sql(f.db, "INSERT INTO t(v) VALUES ('both')");
+
+  auto req = f.request(first.get());
+  req.targets.push_back(second->get());
+  Status st;
+  auto outcomes = run_backup(std::move(req), nullptr, &st);
+  REQUIRE(st.ok());
+  REQUIRE(outcomes.size() == 2);
+  REQUIRE(outcomes[0].status.ok());
+  REQUIRE(outcomes[1].status.ok());
+  CHECK(outcomes[0].target == "local");
+  CHECK(outcomes[1].target == "offsite");
+  CHECK(outcomes[0].manifest.id == outcomes[1].manifest.id);
+  CHECK(outcomes[0].manifest.kind == "full");
+  CHECK(outcomes[1].manifest.kind == "incremental");
+  CHECK(outcomes[1].manifest.stored_bytes < outcomes[0].manifest.stored_bytes);
+  for (auto [repo, out] : {std::pair{first.get(), &outcomes[0]}, std::pair{second->get(), &outcomes[1]}}) {
+    REQUIRE(restore_backup(*repo, out->manifest, f.dir / ("copy-" + out->target + ".db"), false).ok());
+    CHECK(query(f.dir / ("copy-" + out->target + ".db"), "SELECT count(*) FROM t WHERE v = 'both'") == "1");
+  }
+}
