@@ -79,45 +79,33 @@ struct Block {
   std::string stored;  // filled by a compressor
 };
 
-// The pages a backup has queued so far, by hash, in about 40 bytes a page:
-// the hashes in order of arrival, and an open-addressing table of their
-// ordinals (a std::unordered_map costs twice that).
-class NewPageTable {
+// Pages this backup has already queued, so that a page that occurs again
+// (SQLite zeroes freed pages; applications repeat content) is stored once.
+// A fixed number of slots, each holding the last page whose hash maps to it:
+// memory stays the same whatever the database size, at the price of storing
+// again a repeat that a colliding page pushed out. Lookups compare whole hashes.
+class RecentPages {
  public:
-  // The ordinal of HASH, or -1.
-  int64_t find(const Digest& hash) const {
-    if (slots_.empty()) return -1;
-    for (size_t i = slot_of(hash);; i = (i + 1) & (slots_.size() - 1)) {
-      if (slots_[i] == 0) return -1;
-      if (hashes_[slots_[i] - 1] == hash) return slots_[i] - 1;
-    }
+  static constexpr size_t kSlots = 1 << 16;  // 2.5 MiB
+  RecentPages() : slots_(kSlots) {}
+  const PageRef* find(const Digest& hash) const {
+    const Slot& s = slots_[slot_of(hash)];
+    return s.used && s.hash == hash ? &s.ref : nullptr;
   }
-  size_t size() const { return hashes_.size(); }
-  // REQUIRES: find(hash) < 0. Returns the new ordinal.
-  uint32_t insert(const Digest& hash) {
-    if ((hashes_.size() + 1) * 2 > slots_.size()) grow();
-    hashes_.push_back(hash);
-    place(static_cast<uint32_t>(hashes_.size()));
-    return static_cast<uint32_t>(hashes_.size() - 1);
-  }
+  void remember(const Digest& hash, PageRef ref) { slots_[slot_of(hash)] = Slot{hash, ref, true}; }
 
  private:
-  size_t slot_of(const Digest& h) const {
+  struct Slot {
+    Digest hash{};
+    PageRef ref;
+    bool used = false;
+  };
+  static size_t slot_of(const Digest& h) {
     uint64_t v;
     std::memcpy(&v, h.data(), sizeof v);  // SHA-256 bits are already uniform
-    return static_cast<size_t>(v) & (slots_.size() - 1);
+    return static_cast<size_t>(v) & (kSlots - 1);
   }
-  void place(uint32_t ordinal_plus_one) {
-    size_t i = slot_of(hashes_[ordinal_plus_one - 1]);
-    while (slots_[i] != 0) i = (i + 1) & (slots_.size() - 1);
-    slots_[i] = ordinal_plus_one;
-  }
-  void grow() {
-    slots_.assign(std::max<size_t>(1024, slots_.size() * 2), 0);
-    for (uint32_t k = 1; k <= hashes_.size(); ++k) place(k);
-  }
-  std::vector<Digest> hashes_;
-  std::vector<uint32_t> slots_;  // ordinal + 1; 0 is empty
+  std::vector<Slot> slots_;
 };
 
 std::string hostname() {
@@ -138,7 +126,6 @@ class TargetWriter {
         codec_(codec_for(compression.algorithm)),
         level_(compression.level),
         next_pack_(static_cast<uint32_t>(known_.packs.size())),
-        first_new_pack_(next_pack_),
         blocks_(static_cast<size_t>(2 * std::max(1, compressors))),
         compressed_(static_cast<size_t>(2 * std::max(1, compressors))) {
     for (int i = 0; i < std::max(1, compressors); ++i)
@@ -162,13 +149,14 @@ class TargetWriter {
       refs_[page - 1] = PageRef{k->pack, k->entry};
       return;
     }
-    if (int64_t ordinal = new_pages_.find(hash); ordinal >= 0) {
-      refs_[page - 1] = ref_of_ordinal(static_cast<uint32_t>(ordinal));
+    if (const PageRef* seen = recent_.find(hash)) {
+      refs_[page - 1] = *seen;
       return;
     }
-    const uint32_t ordinal = new_pages_.insert(hash);
-    if (entries_in_pack_ == 0) pack_first_ordinal_.push_back(ordinal);
-    refs_[page - 1] = PageRef{next_pack_, entries_in_pack_++};
+    const PageRef ref{next_pack_, entries_in_pack_++};
+    recent_.remember(hash, ref);
+    refs_[page - 1] = ref;
+    ++new_page_count_;
     block_.raw.append(reinterpret_cast<const char*>(data), size);
     block_.hashes.push_back(hash);
     block_.lengths.push_back(size);
@@ -221,18 +209,11 @@ class TargetWriter {
     m->runs = encode_page_runs(refs);
     m->kind = reused ? "incremental" : "full";
     m->stored_bytes = stored_bytes_;
-    m->new_pages = new_pages_.size();
+    m->new_pages = new_page_count_;
     return Status::Ok();
   }
 
  private:
-  PageRef ref_of_ordinal(uint32_t ordinal) const {
-    // The pack whose first ordinal is the last one not above ORDINAL.
-    auto it = std::upper_bound(pack_first_ordinal_.begin(), pack_first_ordinal_.end(), ordinal);
-    const uint32_t local = static_cast<uint32_t>(it - pack_first_ordinal_.begin() - 1);
-    return PageRef{first_new_pack_ + local, ordinal - pack_first_ordinal_[local]};
-  }
-
   void submit_block(bool last_in_pack) {
     block_.pack = next_pack_;  // also for the empty block that only closes a pack
     block_.last_in_pack = last_in_pack;
@@ -318,11 +299,10 @@ class TargetWriter {
 
   // Step thread only.
   std::vector<PageRef> refs_;
-  NewPageTable new_pages_;
-  std::vector<uint32_t> pack_first_ordinal_;  // per new pack: ordinal of its entry 0
+  RecentPages recent_;
+  uint64_t new_page_count_ = 0;
   Block block_;
   uint32_t next_pack_;
-  const uint32_t first_new_pack_;
   uint32_t entries_in_pack_ = 0;
   size_t pack_raw_bytes_ = 0;
   uint64_t next_seq_ = 0;

@@ -557,7 +557,7 @@ class EnvTestCase(unittest.TestCase):
 # =====================================================================================
 
 import socket  # noqa: E402
-import struct  # noqa: E402
+import struct  # noqa: E402 (NotifyListener credentials)
 import threading  # noqa: E402
 
 
@@ -598,29 +598,36 @@ def wait_until(predicate, timeout=None, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+# The control protocol (docs/PROTOCOL.md): JSON lines. Each message is one JSON object
+# on one line ended by "\n" (at most 1 MiB before the newline); one request per
+# connection; zero or more event lines, then one reply line, then the daemon closes.
+MAX_LINE_BYTES = 1 << 20
+
+
 def encode_frame(obj_or_bytes):
-    """A control-protocol frame: 4-byte big-endian length, then the JSON body."""
+    """One protocol message: OBJ as a JSON line (bytes are sent as they are, plus "\n")."""
     body = obj_or_bytes if isinstance(obj_or_bytes, bytes) else json.dumps(obj_or_bytes).encode()
-    return struct.pack(">I", len(body)) + body
+    return body + b"\n"
 
 
 def decode_frames(data):
-    """Splits DATA into parsed frames; returns (frames, leftover bytes)."""
+    """Splits DATA into parsed JSON lines; returns (messages, leftover bytes after the
+    last newline). A line that is not JSON raises AssertionError."""
     frames = []
-    while len(data) >= 4:
-        (n,) = struct.unpack(">I", data[:4])
-        if len(data) < 4 + n:
-            break
-        frames.append(json.loads(data[4:4 + n].decode()))
-        data = data[4 + n:]
+    while b"\n" in data:
+        line, data = data.split(b"\n", 1)
+        try:
+            frames.append(json.loads(line.decode()))
+        except ValueError as e:
+            raise AssertionError("sqlbakd sent a line that is not JSON (%s): %r" % (e, line[:500]))
     return frames, data
 
 
 def control_exchange(sock_path, data, timeout=None):
     """Connects to SOCK_PATH, sends DATA (bytes), reads until the daemon closes.
 
-    Returns (frames, leftover, error): the parsed frames, bytes after the last whole
-    frame, and the OSError that ended the read, if any (None on a clean EOF)."""
+    Returns (frames, leftover, error): the parsed messages, bytes after the last whole
+    line, and the OSError that ended the read, if any (None on a clean EOF)."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(DAEMON_WAIT if timeout is None else timeout)
     try:
@@ -649,12 +656,14 @@ def control_exchange(sock_path, data, timeout=None):
         s.close()
 
 
-def control_request(sock_path, command, args=None, v=1, timeout=None):
-    """Sends one well-formed request; returns the list of frames received."""
+def control_request(sock_path, command, args=None, v=1, timeout=None, request_id=None):
+    """Sends one well-formed request; returns the list of messages received."""
     req = {"v": v, "command": command, "args": args if args is not None else {}}
+    if request_id is not None:
+        req["id"] = request_id
     frames, leftover, _err = control_exchange(sock_path, encode_frame(req), timeout=timeout)
     if leftover:
-        raise AssertionError("trailing partial frame from sqlbakd: %r" % leftover[:200])
+        raise AssertionError("trailing partial line from sqlbakd: %r" % leftover[:200])
     return frames
 
 
@@ -839,11 +848,23 @@ class DaemonProcess:
                 raise AssertionError("sqlbakd exited during start-up\n" + self.describe())
             if not os.path.exists(self.socket):
                 return False
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(10)
             try:
-                frames = control_request(self.socket, "status", timeout=10)
-            except (OSError, AssertionError):
+                s.connect(self.socket)
+            except OSError:
+                return False  # not listening yet
+            finally:
+                s.close()
+            try:
+                frames = control_request(self.socket, "status", timeout=30)
+            except OSError:
                 return False
-            return bool(frames) and frames[-1].get("ok") is True
+            except AssertionError as e:  # it answered, but not in the protocol
+                raise AssertionError("sqlbakd answered `status` wrongly: %s\n%s" % (e, self.describe()))
+            if not frames or frames[-1].get("ok") is not True:
+                raise AssertionError("sqlbakd answered `status` with %r\n%s" % (frames, self.describe()))
+            return True
         wait_until(answers, timeout=timeout, what=lambda: "sqlbakd to answer\n" + self.describe())
         return self
 

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import time
 import unittest
@@ -480,12 +479,12 @@ class Startup(T.DaemonTestCase):
             self.skipTest("needs root to act as another user")
         os.chmod(self.env.root, 0o755)
         os.chmod(d.socket, 0o666)
-        code = ("import socket,struct,json,sys\n"
+        code = ("import socket,json,sys\n"
                 "s=socket.socket(socket.AF_UNIX,socket.SOCK_STREAM); s.settimeout(60)\n"
                 "s.connect(sys.argv[1])\n"
                 "b=json.dumps({'v':1,'command':'status','args':{}}).encode()\n"
                 "try:\n"
-                "  s.sendall(struct.pack('>I',len(b))+b)\n"
+                "  s.sendall(b+b'\\n')\n"
                 "except OSError:\n"
                 "  pass\n"
                 "d=b''\n"
@@ -496,7 +495,7 @@ class Startup(T.DaemonTestCase):
                 "    break\n"
                 "  if not c: break\n"
                 "  d+=c\n"
-                "sys.stdout.write(d[4:].decode())\n")
+                "sys.stdout.write(d.decode())\n")
         py = shutil.which("python3", path="/usr/bin:/bin:/usr/local/bin")
         if py is None:
             self.skipTest("no python3 that another user may run")
@@ -504,8 +503,10 @@ class Startup(T.DaemonTestCase):
                            timeout=T.DAEMON_WAIT, user=65534, group=65534, extra_groups=[],
                            cwd="/")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertTrue(p.stdout, "the refused peer got no reply at all")
-        reply = json.loads(p.stdout)
+        self.assertTrue(p.stdout.strip(), "the refused peer got no reply at all")
+        lines = p.stdout.strip().split("\n")
+        self.assertEqual(len(lines), 1, p.stdout)
+        reply = json.loads(lines[0])
         self.assertIs(reply.get("ok"), False, reply)
         self.assertRegex(reply["error"]["message"].lower(), r"permission|denied|not allowed", reply)
         self.assertNotIn("databases", json.dumps(reply))
@@ -536,18 +537,27 @@ class BadSocketInput(T.DaemonTestCase):
         self.assertEqual(self.d.status()["pid"], self.d.pid)
         return r
 
-    def test_oversized_length(self):
-        self.assert_error_reply(struct.pack(">I", 0x7FFFFFFF), words=["bytes", "limit"])
-        self.assert_error_reply(b"\xff\xff\xff\xff" + b"x" * 100)
-        self.assert_error_reply(struct.pack(">I", (1 << 20) + 1) + b"{" * 1000)
+    def test_oversized_line(self):
+        """A line longer than 1 MiB (with or without its newline): an error reply."""
+        self.assert_error_reply(b"x" * (T.MAX_LINE_BYTES + 100 * 1024), words=["longer", "bytes", "limit"])
+        pad = "p" * (T.MAX_LINE_BYTES + 10)
+        self.assert_error_reply(T.encode_frame({"v": 1, "command": "status", "args": {"pad": pad}}),
+                                words=["longer", "bytes", "limit"])
 
-    def test_zero_length(self):
-        self.assert_error_reply(struct.pack(">I", 0))
+    def test_binary_garbage(self):
+        """The bytes of a huge length prefix (0x7fffffff), then a newline; other binary."""
+        self.assert_error_reply(b"\x7f\xff\xff\xff\n")
+        self.assert_error_reply(b"\x00\x00\x00\x10" + b'{"v":1,"command":"status"}' + b"\n")
+        self.assert_error_reply(b"\xff\xfe\x00garbage\n")
+
+    def test_empty_line(self):
+        self.assert_error_reply(b"\n")
+        self.assert_error_reply(b"   \r\n")
 
     def test_not_json(self):
         self.assert_error_reply(T.encode_frame(b"not json"), words=["json"])
-        self.assert_error_reply(T.encode_frame(b"\xff\xfe\x00garbage"))
         self.assert_error_reply(T.encode_frame(b'{"v": 1, "command": "status"'))
+        self.assert_error_reply(T.encode_frame(b'{"v": 1, "command": "status"}}'))
 
     def test_json_not_object(self):
         for body in ([], ["status"], "status", 1, None):
@@ -581,6 +591,22 @@ class BadSocketInput(T.DaemonTestCase):
                 self.assertTrue(self.d.running(), self.d.describe())
         self.assertEqual(self.d.status()["pid"], self.d.pid)
 
+    def test_request_id_echoed(self):
+        frames = T.control_request(self.d.socket, "status", request_id=42)
+        self.assertEqual(len(frames), 1, frames)
+        self.assertEqual(frames[0].get("id"), 42, frames)
+        self.assertIs(frames[0]["ok"], True, frames)
+        frames = T.control_request(self.d.socket, "nosuchcommand", request_id=7)
+        self.assertEqual(frames[-1].get("id"), 7, frames)
+        self.assertIs(frames[-1]["ok"], False, frames)
+        frames = T.control_request(self.d.socket, "backup", {"databases": ["alpha"], "wait": True},
+                                   request_id=9)
+        self.assertIs(frames[-1]["ok"], True, frames)
+        self.assertTrue(all(f.get("id") == 9 for f in frames), frames)
+        for bad in ("x", 1.5, [1]):
+            with self.subTest(id=bad):
+                self.assert_error_reply(T.encode_frame({"v": 1, "id": bad, "command": "status"}))
+
     def test_two_requests_in_one_connection(self):
         data = T.encode_frame({"v": 1, "command": "status", "args": {}}) * 2
         frames, _, _ = T.control_exchange(self.d.socket, data)
@@ -595,20 +621,34 @@ class BadSocketInput(T.DaemonTestCase):
         self.addCleanup(partial.close)
         silent.connect(self.d.socket)
         partial.connect(self.d.socket)
-        partial.sendall(b"\x00\x00")  # half a length
+        partial.sendall(b'{"v": 1, "command": "sta')  # a line without its end
+        prefix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(prefix.close)
+        prefix.connect(self.d.socket)
+        prefix.sendall(b"\x7f\xff\xff\xff")  # a huge binary length prefix, no newline
         t0 = time.monotonic()
         # Meanwhile others are served.
         self.assertEqual(self.d.status()["pid"], self.d.pid)
         self.d.ctl("backup", "--wait", check=0)
-        for s in (silent, partial):
+        for s in (silent, partial, prefix):
             s.settimeout(T.DAEMON_WAIT)
+            data = b""
             try:
-                data = s.recv(65536)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
             except ConnectionResetError:
-                data = b""
+                pass
             except socket.timeout:
                 self.fail("sqlbakd kept a silent client connected for %ss" % T.DAEMON_WAIT)
-            self.assertEqual(data, b"", "a silent client got data: %r" % data)
+            # Closed, at most with one error reply.
+            frames, leftover = T.decode_frames(data)
+            self.assertEqual(leftover, b"", data)
+            self.assertLessEqual(len(frames), 1, frames)
+            for f in frames:
+                self.assertIs(f.get("ok"), False, f)
         elapsed = time.monotonic() - t0
         print("silent client disconnected after %.1f s" % elapsed)
         # Not before a reasonable grace period (the daemon documents 10 s).
