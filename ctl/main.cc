@@ -6,10 +6,10 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
-#include <map>
 
 #include "ctl/calendar_command.h"
 #include "ctl/client.h"
+#include "ctl/progress.h"
 #include "ctl/offline.h"
 #include "ctl/render.h"
 #include "lib/config.h"
@@ -168,34 +168,23 @@ int main(int argc, char** argv) {
   request.id = ::getpid();
 
   if (runs_locally) {
+    // Offline backups run from cron: progress only when someone watches.
     auto result = sqlbak::ctl::run_offline(g.config_file, request, !g.json && ::isatty(STDERR_FILENO));
     if (!result.ok()) return fail(result.status());
     return print_result(g, request.command, *result);
   }
 
-  // Progress of `backup --wait`: a bar on a terminal, a plain line per tenth otherwise.
-  const bool terminal = !g.json && ::isatty(STDERR_FILENO);
-  std::map<std::string, uint64_t> last_tenth;
+  sqlbak::ctl::ProgressPrinter progress(::isatty(STDERR_FILENO));
   sqlbak::ctl::RemoteError error;
   auto result = sqlbak::ctl::call_daemon(
       socket_path(g), request,
       [&](const json& e) {
-        if (g.json || e.value("event", "") != "progress") return;
-        const std::string db = e.value("database", std::string());
-        const uint64_t done = e.value("done", uint64_t{0}), total = e.value("total", uint64_t{0});
-        if (total == 0) return;
-        const uint64_t percent = done * 100 / total;
-        if (terminal) {
-          std::fprintf(stderr, "\r%s [%-30s] %3u%%", db.c_str(), std::string(percent * 30 / 100, '#').c_str(),
-                       static_cast<unsigned>(percent));
-        } else if (auto [it, fresh] = last_tenth.emplace(db, percent / 10); fresh || it->second != percent / 10) {
-          it->second = percent / 10;
-          std::fprintf(stderr, "%s: %u%% of %llu pages\n", db.c_str(), static_cast<unsigned>(percent),
-                       static_cast<unsigned long long>(total));
-        }
+        if (!g.json && e.value("event", "") == "progress")
+          progress.update(e.value("database", std::string()), e.value("done", uint64_t{0}),
+                          e.value("total", uint64_t{0}));
       },
       &error);
-  if (terminal) std::fprintf(stderr, "\r\033[K");
+  progress.finish();
   if (!result) {
     if (error.unreachable) {
       std::cerr << "sqlbakctl: " << error.status.message() << "\n";

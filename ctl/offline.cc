@@ -4,6 +4,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include <unistd.h>
+
+#include "ctl/progress.h"
 #include "lib/config.h"
 #include "lib/operations.h"
 
@@ -30,15 +33,6 @@ std::string text(const json& args, const char* key) {
   return args.contains(key) && args[key].is_string() ? args[key].get<std::string>() : "";
 }
 
-void progress_bar(uint32_t done, uint32_t total, const std::string& name) {
-  if (total == 0) return;
-  const int width = 30;
-  const int filled = static_cast<int>(static_cast<uint64_t>(done) * width / total);
-  std::fprintf(stderr, "\r%s [%s%s] %3u%%", name.c_str(), std::string(filled, '#').c_str(),
-               std::string(width - filled, ' ').c_str(),
-               static_cast<unsigned>(static_cast<uint64_t>(done) * 100 / total));
-}
-
 Result<json> backup(Workspace& ws, const json& args, bool progress) {
   std::vector<const DatabaseConfig*> selected;
   const std::vector<std::string> names = strings(args, "databases");
@@ -59,10 +53,11 @@ Result<json> backup(Workspace& ws, const json& args, bool progress) {
     if (!req.ok()) {
       start_error = req.status();
     } else {
+      ProgressPrinter printer(::isatty(STDERR_FILENO));
       std::function<void(uint32_t, uint32_t)> bar;
-      if (progress) bar = [&](uint32_t d, uint32_t t) { progress_bar(d, t, db->name); };
+      if (progress) bar = [&](uint32_t d, uint32_t t) { printer.update(db->name, d, t); };
       outcomes = run_backup(std::move(req).value(), bar, &start_error);
-      if (progress) std::fprintf(stderr, "\r\033[K");
+      if (progress) printer.finish();
     }
     json r = record_backup(ws, *db, started, start_error, outcomes);
     for (json& b : r["backups"]) all["backups"].push_back(std::move(b));

@@ -13,7 +13,7 @@
 namespace sqlbak::ctl {
 
 // Config errors are printed (each FILE:LINE:COLUMN: message) before the
-// returned error. PROGRESS shows a progress bar on stderr for backups.
+// returned error. PROGRESS shows the progress of backups on stderr.
 Result<nlohmann::json> run_offline(const std::string& config_file, const Request& request, bool progress);
 
 }  // namespace sqlbak::ctl

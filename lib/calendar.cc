@@ -676,6 +676,15 @@ class Parser {
     return "unexpected '" + Rest() + "' at " + Column();
   }
 
+  // ST, or a clearer error if the expression ends in what looks like an
+  // unknown zone name.
+  Status Explain(const Status& st) const {
+    const size_t space = s_.rfind(' ');
+    if (spec_.utc || !spec_.timezone.empty() || spec_.dst >= 0 || space == std::string::npos) return st;
+    const std::string last = s_.substr(space + 1);
+    if (last.find('/') == std::string::npos || !std::isalpha(static_cast<unsigned char>(last[0]))) return st;
+    return Error("unknown time zone '" + last + "' (not in /usr/share/zoneinfo)");
+  }
   void StripZone();
   bool Shorthand();
   Status Weekdays();
@@ -821,6 +830,7 @@ Status Parser::Weekdays() {
 }
 
 Status Parser::Number(bool usec, const char* what, int* out) {
+  if (Peek() == ' ') return Error("unexpected space at " + Column());
   if (!std::isdigit(static_cast<unsigned char>(Peek())))
     return Error(std::string("expected a number") + (*what ? std::string(" (") + what + ")" : std::string()) + " at " +
                  Column() + (AtEnd() ? "" : " ('" + Rest() + "')"));
@@ -1066,14 +1076,22 @@ Result<CalendarSpec> Parser::Run() {
     Status st = Date(&time_follows);
     if (!st.ok()) {
       // A word where a weekday or date was expected: name it.
-      if (pos_ == date_start && std::isalpha(static_cast<unsigned char>(Peek())))
-        return Error("unknown word '" + Word(date_start) +
-                     "' (expected a weekday, a date, a time or one of minutely, hourly, daily, weekly, monthly, "
-                     "quarterly, semiannually, yearly)");
-      return st;
+      if (pos_ == date_start && std::isalpha(static_cast<unsigned char>(Peek()))) {
+        const std::string word = Word(date_start);
+        const std::string saved = s_;
+        s_ = word;
+        const bool shorthand = Shorthand();
+        s_ = saved;
+        if (shorthand) return Error("'" + word + "' stands alone and cannot be combined with other fields");
+        return Explain(Error("unknown word '" + word +
+                             "' (expected a weekday, a date, a time or one of minutely, hourly, daily, weekly, "
+                             "monthly, quarterly, semiannually, yearly)"));
+      }
+      return Explain(st);
     }
-    if (time_follows) SQLBAK_RETURN_IF_ERROR(Time());
-    if (!AtEnd()) return Error(Unexpected());
+    if (time_follows) st = Time();
+    if (st.ok() && !AtEnd()) st = Error(Unexpected());
+    if (!st.ok()) return Explain(st);
   }
 
   // Normalisation, as calendar_spec_normalize().

@@ -202,7 +202,9 @@ TEST_CASE("parse_calendar says what is wrong and where", "[calendar]") {
       {"*/2:00", "at column 2"},
       {"10:00 ", "unexpected ' ' at column 6"},
       {"1:2:3:4", "unexpected ':4' at column 6"},
-      {"daily 02:30", "'daily'"},
+      {"daily 02:30", "'daily' stands alone"},
+      {" daily", "unexpected space at column 1"},
+      {"10:00 Europe/Nowhere", "unknown time zone 'Europe/Nowhere'"},
       {"99999999999:00", "number '99999999999' is out of range"},
   };
   for (const auto& c : cases) {
