@@ -34,6 +34,11 @@ std::string socket_path(const GlobalOptions& g) {
   if (!g.socket.empty()) return g.socket;
   sqlbak::ConfigLoadResult r = sqlbak::load_config(g.config_file);
   if (r.config) return r.config->socket;
+  // Say why the config's socket is not used: after an edit gone wrong this is
+  // how the user learns where the error is.
+  for (const sqlbak::ConfigError& e : r.errors) std::cerr << e.to_string() << "\n";
+  std::cerr << "sqlbakctl: " << g.config_file
+            << " is not valid; trying the default socket /run/sqlbak/control.sock (use -s to choose)\n";
   return "/run/sqlbak/control.sock";
 }
 

@@ -12,6 +12,8 @@ uint64_t u64(const json& j, const char* key) { return j.value(key, uint64_t{0});
 std::string str(const json& j, const char* key) { return j.value(key, std::string()); }
 
 void render_backups(const json& r, std::ostream& out, std::ostream& err) {
+  // Without --wait the daemon only says what it started or joined.
+  if (r.contains("message")) out << str(r, "message") << "\n";
   for (const json& b : r.value("backups", json::array()))
     out << str(b, "database") << ": backup " << str(b, "id") << " on " << str(b, "target") << ": "
         << u64(b, "page_count") << " pages (" << u64(b, "new_pages") << " new), "

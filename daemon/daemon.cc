@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <utility>
 
 #include "daemon/control_server.h"
@@ -118,7 +119,10 @@ void Daemon::wait_signal() {
   signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      (void)reload("SIGHUP");
+      if (stopping_)
+        log_info("SIGHUP ignored: sqlbakd is stopping");
+      else
+        (void)reload("SIGHUP");
     } else if (stopping_) {
       log_warning("second termination signal: exiting now");
       std::_Exit(1);
@@ -447,6 +451,7 @@ void Daemon::cmd_backup(const Request& request, std::shared_ptr<Responder> respo
 }
 
 void Daemon::cmd_reload(const Request&, std::shared_ptr<Responder> responder) {
+  if (stopping_) return responder->reply(reply_error(Status::Cancelled("sqlbakd is shutting down")));
   Status st = reload("sqlbakctl reload");
   if (!st.ok()) return responder->reply(reply_error(st));
   responder->reply(reply_ok({{"message", "configuration reloaded: " + std::to_string(databases_.size()) + " database(s)"}}));
@@ -479,6 +484,16 @@ void Daemon::cmd_on_pool(const Request& request, std::shared_ptr<Responder> resp
 }
 
 // ---- shutdown ----
+
+void Daemon::remove_own_temporaries() const {
+  const std::string mine = std::to_string(::getpid()) + "-";
+  for (const auto& [name, target] : workspace_->config().targets) {
+    if (target.type != "local") continue;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(target.path + "/tmp", ec))
+      if (entry.path().filename().string().rfind(mine, 0) == 0) std::filesystem::remove(entry.path(), ec);
+  }
+}
 
 bool Daemon::idle() const {
   for (const auto& [name, state] : databases_)

@@ -57,6 +57,9 @@ class Daemon {
   void shutdown(const std::string& why);
   // True when no backup is running.
   bool idle() const;
+  // Removes this process's unfinished object files from the local targets,
+  // for an exit that cannot wait for the writers.
+  void remove_own_temporaries() const;
 
  private:
   struct DatabaseState {

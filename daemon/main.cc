@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
       // A job still finishing on the pool (an integrity check cannot be
       // interrupted) is dropped: its manifest was not written, so nothing
       // half-done is listed.
+      daemon.remove_own_temporaries();
       sqlbak::daemon::log_info("stopped");
       std::_Exit(exit_status);
     }

@@ -54,6 +54,10 @@ class BoundedQueue {
     not_full_.notify_one();
     return true;
   }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return items_.size();
+  }
   void close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
@@ -62,7 +66,7 @@ class BoundedQueue {
   }
 
  private:
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable not_empty_, not_full_;
   std::deque<T> items_;
   size_t capacity_;
@@ -126,7 +130,10 @@ class TargetWriter {
         codec_(codec_for(compression.algorithm)),
         level_(compression.level),
         next_pack_(static_cast<uint32_t>(known_.packs.size())),
-        blocks_(static_cast<size_t>(2 * std::max(1, compressors))),
+        blocks_capacity_(static_cast<size_t>(2 * std::max(1, compressors))),
+        // Room for a whole step beyond the backlog mark, so that step() does
+        // not block on it (64 blocks of 1 MiB at most).
+        blocks_(blocks_capacity_ + 64),
         compressed_(static_cast<size_t>(2 * std::max(1, compressors))) {
     for (int i = 0; i < std::max(1, compressors); ++i)
       compressors_.emplace_back([this] { compress_loop(); });
@@ -140,6 +147,12 @@ class TargetWriter {
     std::lock_guard<std::mutex> lock(mu_);
     return error_;
   }
+
+  // True when the compressors have fallen behind: the next step should wait
+  // rather than block its thread on a full queue.
+  bool backlogged() const { return blocks_.size() >= blocks_capacity_; }
+
+  void cancel() { fail(Status::Cancelled("backup cancelled")); }
 
   // Called on the step thread for every page the snapshot writes.
   void add_page(uint32_t page, const uint8_t* data, uint32_t size, const Digest& hash) {
@@ -307,6 +320,7 @@ class TargetWriter {
   size_t pack_raw_bytes_ = 0;
   uint64_t next_seq_ = 0;
 
+  const size_t blocks_capacity_;
   BoundedQueue<Block> blocks_;
   BoundedQueue<Block> compressed_;
   std::vector<std::thread> compressors_;
@@ -383,7 +397,14 @@ Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
   return job;
 }
 
+void BackupJob::cancel() {
+  reader_->cancel();
+  for (auto& w : writers_) w->cancel();
+}
+
 Result<StepOutcome> BackupJob::step() {
+  for (auto& w : writers_)
+    if (w->status().ok() && w->backlogged()) return StepOutcome{StepState::kRetryLater, 20};
   auto outcome = reader_->step();
   if (!outcome.ok()) return outcome.status().WithContext("database '" + request_.database.name + "'");
   return outcome;

@@ -10,7 +10,8 @@
 //
 // A job holds each target's lock for its database from start() to its end.
 // step() is a unit of work the caller may run on any thread (one at a time);
-// it never sleeps: a busy source yields kRetryLater with the delay to wait.
+// it never sleeps: a busy source, or compressors that have fallen behind,
+// yield kRetryLater with the delay to wait, so the thread is free meanwhile.
 #pragma once
 
 #include <functional>
@@ -56,7 +57,9 @@ class BackupJob {
   // as a whole when none succeeded.
   std::vector<TargetOutcome> finish();
 
-  void cancel() { reader_->cancel(); }
+  // Any thread: stops the copy at the next step, interrupts a running check,
+  // and stops the compressors, so that finish() returns promptly.
+  void cancel();
   uint32_t pages_done() const { return reader_->pages_done(); }
   uint32_t pages_total() const { return reader_->pages_total(); }
   const std::string& backup_id() const { return id_; }

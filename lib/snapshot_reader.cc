@@ -353,9 +353,16 @@ void SnapshotReader::close() {
     dest_name_.clear();
   }
   if (source_ != nullptr) {
+    std::lock_guard<std::mutex> lock(source_mutex_);
     sqlite3_close(source_);
     source_ = nullptr;
   }
+}
+
+void SnapshotReader::cancel() {
+  cancelled_.store(true);
+  std::lock_guard<std::mutex> lock(source_mutex_);
+  if (source_ != nullptr) sqlite3_interrupt(source_);
 }
 
 Result<StepOutcome> SnapshotReader::step() {
@@ -409,7 +416,9 @@ Result<std::string> SnapshotReader::check(VerifyMode mode) {
   if (!done_) return Status::Internal("check() before the snapshot is complete");
   if (!info_.wal || !in_read_txn_)
     return Status::Unsupported("no pinned snapshot to check in rollback-journal mode");
-  return run_integrity_check(source_, mode);
+  auto result = run_integrity_check(source_, mode);
+  if (cancelled_.load()) return Status::Cancelled("check of " + path_ + " cancelled");
+  return result;
 }
 
 }  // namespace sqlbak

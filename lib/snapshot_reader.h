@@ -24,6 +24,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -93,7 +94,9 @@ class SnapshotReader {
   // Ends the read transaction and closes everything; idempotent.
   void close();
 
-  void cancel() { cancelled_.store(true); }
+  // Stops the job: the next step() fails with kCancelled, and a running
+  // check() is interrupted (sqlite3_interrupt). Any thread.
+  void cancel();
   uint32_t pages_total() const { return pages_total_; }
   uint32_t pages_done() const { return pages_done_; }
   int restarts() const { return restarts_; }
@@ -117,6 +120,7 @@ class SnapshotReader {
   int64_t busy_budget_ms_ = 30000;
   std::atomic<bool> cancelled_{false};
   std::unique_ptr<BusyBudget> busy_;  // the source's busy handler state
+  std::mutex source_mutex_;  // cancel() may interrupt source_ while close() runs
 };
 
 // Runs `PRAGMA CHECK` (integrity_check or quick_check) on an open connection.
