@@ -301,14 +301,31 @@ void Daemon::run_step(const std::shared_ptr<RunningJob>& job) {
           });
           return;
         case StepState::kDone:
+          // The check, then a wait on the loop (not on a worker) for the
+          // compressors to drain, then the commit: a large backup's tail
+          // holds no worker that a small database's steps need.
           asio::post(pool_, [this, job] {
-            auto outcomes = job->job->finish();
-            asio::post(io_, [this, job, outcomes = std::move(outcomes)]() mutable {
-              finish_job(job, Status::Ok(), std::move(outcomes));
-            });
+            job->job->check_snapshot();
+            asio::post(io_, [this, job] { finish_when_drained(job); });
           });
           return;
       }
+    });
+  });
+}
+
+void Daemon::finish_when_drained(const std::shared_ptr<RunningJob>& job) {
+  if (!job->cancel && !job->job->pipelines_idle()) {
+    job->retry_timer->expires_after(std::chrono::milliseconds(50));
+    job->retry_timer->async_wait([this, job](const boost::system::error_code& ec) {
+      if (!ec) finish_when_drained(job);
+    });
+    return;
+  }
+  asio::post(pool_, [this, job] {
+    auto outcomes = job->job->finish();
+    asio::post(io_, [this, job, outcomes = std::move(outcomes)]() mutable {
+      finish_job(job, Status::Ok(), std::move(outcomes));
     });
   });
 }

@@ -78,6 +78,7 @@ class Daemon {
   // Jobs.
   std::shared_ptr<RunningJob> start_backup(const std::string& database, const std::string& trigger);
   void run_step(const std::shared_ptr<RunningJob>& job);
+  void finish_when_drained(const std::shared_ptr<RunningJob>& job);
   void finish_job(const std::shared_ptr<RunningJob>& job, const Status& status,
                   std::vector<TargetOutcome> outcomes);
 

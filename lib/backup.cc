@@ -151,6 +151,9 @@ class TargetWriter {
   // True when the compressors have fallen behind: the next step should wait
   // rather than block its thread on a full queue.
   bool backlogged() const { return blocks_.size() >= blocks_capacity_; }
+  bool idle() const {
+    return !failed_.load() ? blocks_.size() == 0 && compressed_.size() == 0 && working_.load() == 0 : true;
+  }
 
   void cancel() { fail(Status::Cancelled("backup cancelled")); }
 
@@ -253,6 +256,7 @@ class TargetWriter {
   void compress_loop() {
     Block block;
     while (blocks_.pop(&block)) {
+      WorkingGuard guard(working_);
       if (!block.hashes.empty()) {
         Status st = compress_block(codec_, level_, block.raw, &block.stored);
         if (!st.ok()) return fail(st);
@@ -270,6 +274,7 @@ class TargetWriter {
     PackBuilder builder;
     Block block;
     while (compressed_.pop(&block)) {
+      WorkingGuard guard(working_);
       waiting.emplace(block.seq, std::move(block));
       for (auto it = waiting.begin(); it != waiting.end() && it->first == next; it = waiting.erase(it), ++next) {
         Block& b = it->second;
@@ -326,6 +331,14 @@ class TargetWriter {
   std::vector<std::thread> compressors_;
   std::thread storer_;
   std::atomic<bool> failed_{false};
+  std::atomic<int> working_{0};  // compressors and storer busy with an item
+
+  // Counts a thread as busy with an item for as long as it lives.
+  struct WorkingGuard {
+    explicit WorkingGuard(std::atomic<int>& n) : n_(n) { ++n_; }
+    ~WorkingGuard() { --n_; }
+    std::atomic<int>& n_;
+  };
 
   mutable std::mutex mu_;
   Status error_;  // GUARDED_BY(mu_)
@@ -410,15 +423,30 @@ Result<StepOutcome> BackupJob::step() {
   return outcome;
 }
 
+void BackupJob::check_snapshot() {
+  if (check_) return;
+  const VerifyMode verify = request_.database.settings.verify;
+  // In WAL mode the check reads the pinned snapshot while the pipeline drains.
+  if (verify != VerifyMode::kNone && reader_->info().wal)
+    check_ = reader_->check(verify);
+  else
+    check_ = std::string("skipped");
+}
+
+bool BackupJob::pipelines_idle() const {
+  for (const auto& w : writers_)
+    if (!w->idle()) return false;
+  return true;
+}
+
 std::vector<TargetOutcome> BackupJob::finish() {
   const DatabaseConfig& db = request_.database;
   const SnapshotInfo info = reader_->info();
   const VerifyMode verify = db.settings.verify;
   std::vector<TargetOutcome> outcomes;
 
-  // In WAL mode the check reads the pinned snapshot while the pipeline drains.
-  Result<std::string> check = std::string("skipped");
-  if (verify != VerifyMode::kNone && info.wal) check = reader_->check(verify);
+  check_snapshot();
+  Result<std::string> check = *check_;
   reader_->close();
 
   for (auto& w : writers_) {

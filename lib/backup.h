@@ -16,6 +16,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,9 +53,17 @@ class BackupJob {
   ~BackupJob();
 
   Result<StepOutcome> step();
-  // REQUIRES: step() returned kDone. Checks the image, finishes every target
-  // and writes the manifests. Returns one outcome per target; the job failed
-  // as a whole when none succeeded.
+  // REQUIRES: step() returned kDone. In WAL mode, checks the pinned image
+  // (integrity_check) while the compressors drain; finish() does it if the
+  // caller did not. A unit of work of its own, so that a caller can free its
+  // thread between the check and finish().
+  void check_snapshot();
+  // True when every target's compressors and storer have nothing left to do:
+  // finish() will not wait for them.
+  bool pipelines_idle() const;
+  // REQUIRES: step() returned kDone. Checks the image (if not done yet),
+  // finishes every target and writes the manifests. Returns one outcome per
+  // target; the job failed as a whole when none succeeded.
   std::vector<TargetOutcome> finish();
 
   // Any thread: stops the copy at the next step, interrupts a running check,
@@ -73,6 +82,7 @@ class BackupJob {
   std::vector<std::unique_ptr<TargetWriter>> writers_;
   std::unique_ptr<FanOutSink> sink_;
   std::unique_ptr<SnapshotReader> reader_;
+  std::optional<Result<std::string>> check_;  // the WAL-mode check, once run
 };
 
 // Runs a whole backup on the calling thread, sleeping when the source is busy.
