@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 
 // Faithfulness to systemd-analyze is the point of this file, and systemd's
 // results depend on two pieces of the C library: localtime_r() and mktime().
@@ -24,9 +25,12 @@
 //    the previous call", which decides how an ambiguous local time (the hour a
 //    fall-back change repeats) is read, and its way of stepping over a
 //    spring-forward gap.
-//  - Search::find_next() walks the broken-down local time field by field as
-//    systemd's calendarspec.c does; every normalisation goes through to_time(),
+//  - Search::FindNext() walks the broken-down local time field by field as
+//    systemd's calendarspec.c does (with the fix-up of systemd 252 for matches
+//    that land before the start); every normalisation goes through to_time(),
 //    in the same order, so that the offset guess evolves identically.
+// Both emulations were checked against glibc 2.36 in lockstep, for every zone
+// of tzdata 2025b and random (also out-of-range) inputs with tm_isdst -1, 0, 1.
 
 namespace sqlbak {
 namespace {
@@ -272,6 +276,8 @@ struct ZoneType {
 
 class Zone {
  public:
+  Zone() = default;  // empty; built by the factories below
+
   // glibc's localtime_r() in this zone.
   Tm to_local(int64_t t) const {
     if (rule_only_ || (!transitions_.empty() && t >= transitions_.back() && rule_)) return from_rule(t);
@@ -332,9 +338,6 @@ class Zone {
   bool rule_only_ = false;
   std::string tzname_[2];
   bool utc_like_ = true;
-
- public:
-  Zone() = default;
 };
 
 uint32_t be32(const std::string& d, size_t at) {
@@ -925,8 +928,8 @@ Status Parser::Timestamp() {
   const std::string digits = s_.substr(begin, pos_ - begin);
   if (overflow) return Error("timestamp '@" + digits + "' is out of range");
   if (negative && v != 0) return Error("timestamp '@-" + digits + "' is before 1970");
-  const Tm tm = broken_down(static_cast<int64_t>(v), 0, 0, "UTC");
   if (v > 253402300799ULL) return Error("timestamp '@" + digits + "' is out of range");
+  const Tm tm = broken_down(static_cast<int64_t>(v), 0, 0, "UTC");
   spec_.utc = true;
   spec_.year = {{tm.year, -1, 0}};
   spec_.month = {{tm.mon + 1, -1, 0}};
