@@ -21,21 +21,9 @@ int64_t wall_ms() {
       .count();
 }
 
-std::vector<std::string> strings(const json& args, const char* key) {
-  std::vector<std::string> out;
-  if (args.contains(key) && args[key].is_array())
-    for (const json& v : args[key])
-      if (v.is_string()) out.push_back(v.get<std::string>());
-  return out;
-}
-
-std::string text(const json& args, const char* key) {
-  return args.contains(key) && args[key].is_string() ? args[key].get<std::string>() : "";
-}
-
 Result<json> backup(Workspace& ws, const json& args, bool progress) {
   std::vector<const DatabaseConfig*> selected;
-  const std::vector<std::string> names = strings(args, "databases");
+  const std::vector<std::string> names = arg_strings(args, "databases");
   if (names.empty())
     for (const DatabaseConfig& d : ws.config().databases) selected.push_back(&d);
   for (const std::string& n : names) {
@@ -77,16 +65,11 @@ Result<json> run_offline(const std::string& config_file, const Request& request,
   Result<json> result = Status::InvalidArgument("'" + request.command + "' is not available with --offline");
   if (request.command == "backup") {
     result = backup(ws, a, progress);
-  } else if (request.command == "list") {
-    result = list_backups(ws, text(a, "database"), text(a, "target"));
-  } else if (request.command == "show") {
-    result = show_backup(ws, text(a, "id"), text(a, "target"));
-  } else if (request.command == "verify") {
-    result = verify_backups(ws, strings(a, "ids"), text(a, "database"),
-                            a.value("all", false), text(a, "target"));
+  } else if (request.command == "list" || request.command == "show" || request.command == "verify") {
+    result = run_query(ws, request);
   } else if (request.command == "restore") {
-    result = restore(ws, RestoreRequest{text(a, "what"), text(a, "to"), text(a, "at"),
-                                        text(a, "target"), a.value("force", false)});
+    result = restore(ws, RestoreRequest{arg_text(a, "what"), arg_text(a, "to"), arg_text(a, "at"),
+                                        arg_text(a, "target"), a.value("force", false)});
   }
   for (const std::string& w : ws.take_warnings()) std::cerr << "sqlbakctl: warning: " << w << "\n";
   return result;

@@ -47,18 +47,6 @@ constexpr auto kMaxSchedulerSleep = std::chrono::seconds(30);
 constexpr auto kProgressInterval = std::chrono::milliseconds(250);
 constexpr auto kShutdownDeadline = std::chrono::seconds(9);
 
-std::vector<std::string> string_list(const json& args, const char* key) {
-  std::vector<std::string> out;
-  if (args.contains(key) && args[key].is_array())
-    for (const json& v : args[key])
-      if (v.is_string()) out.push_back(v.get<std::string>());
-  return out;
-}
-
-std::string text_arg(const json& args, const char* key) {
-  return args.contains(key) && args[key].is_string() ? args[key].get<std::string>() : "";
-}
-
 }  // namespace
 
 Daemon::Daemon(asio::io_context& io, std::string config_file, Config config)
@@ -416,7 +404,7 @@ void Daemon::cmd_status(const Request&, std::shared_ptr<Responder> responder) {
 
 void Daemon::cmd_backup(const Request& request, std::shared_ptr<Responder> responder) {
   if (stopping_) return responder->reply(reply_error(Status::Cancelled("sqlbakd is shutting down")));
-  std::vector<std::string> names = string_list(request.args, "databases");
+  std::vector<std::string> names = arg_strings(request.args, "databases");
   if (names.empty())
     for (const auto& [name, state] : databases_) names.push_back(name);
   for (const std::string& n : names)
@@ -480,16 +468,9 @@ void Daemon::cmd_on_pool(const Request& request, std::shared_ptr<Responder> resp
   Config config = workspace_->config();
   asio::post(pool_, [this, request, responder, config = std::move(config)]() mutable {
     Workspace ws(std::move(config), wall_ms);
-    const json& a = request.args;
     Result<json> result = Status::Internal("unhandled");
     try {
-      if (request.command == "list")
-        result = list_backups(ws, text_arg(a, "database"), text_arg(a, "target"));
-      else if (request.command == "show")
-        result = show_backup(ws, text_arg(a, "id"), text_arg(a, "target"));
-      else
-        result = verify_backups(ws, string_list(a, "ids"), text_arg(a, "database"),
-                                a.value("all", false), text_arg(a, "target"));
+      result = run_query(ws, request);
     } catch (const std::exception& e) {
       result = Status::Internal(std::string("internal error: ") + e.what());
     }

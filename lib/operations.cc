@@ -229,6 +229,16 @@ Result<json> restore(Workspace& ws, const RestoreRequest& a) {
               {"target", found.first->target_name()}, {"path", a.to}, {"bytes", m->source_bytes}};
 }
 
+Result<json> run_query(Workspace& ws, const Request& request) {
+  const json& a = request.args;
+  if (request.command == "list") return list_backups(ws, arg_text(a, "database"), arg_text(a, "target"));
+  if (request.command == "show") return show_backup(ws, arg_text(a, "id"), arg_text(a, "target"));
+  if (request.command == "verify")
+    return verify_backups(ws, arg_strings(a, "ids"), arg_text(a, "database"), a.value("all", false),
+                          arg_text(a, "target"));
+  return Status::Usage("'" + request.command + "' is not a query");
+}
+
 Result<BackupRequest> prepare_backup(Workspace& ws, const DatabaseConfig& db) {
   BackupRequest req;
   req.database = db;

@@ -19,6 +19,7 @@
 #include "lib/backup.h"
 #include "lib/catalog.h"
 #include "lib/config.h"
+#include "lib/protocol.h"
 #include "lib/repository.h"
 #include "lib/status.h"
 
@@ -74,6 +75,11 @@ struct RestoreRequest {
 };
 // {"id","database","created","path","bytes"}
 Result<nlohmann::json> restore(Workspace& ws, const RestoreRequest& request);
+
+// Runs a read-only request, `list`, `show` or `verify`, with its protocol
+// arguments (docs/PROTOCOL.md): the one dispatch both the daemon and
+// `sqlbakctl --offline` use. kUsage for any other command.
+Result<nlohmann::json> run_query(Workspace& ws, const Request& request);
 
 // Sets up the request for a backup of DB to each of its targets.
 Result<BackupRequest> prepare_backup(Workspace& ws, const DatabaseConfig& db);

@@ -48,6 +48,18 @@ Result<Request> decode_request(const json& j) {
   return r;
 }
 
+std::string arg_text(const json& args, const char* key) {
+  return args.contains(key) && args[key].is_string() ? args[key].get<std::string>() : "";
+}
+
+std::vector<std::string> arg_strings(const json& args, const char* key) {
+  std::vector<std::string> out;
+  if (args.contains(key) && args[key].is_array())
+    for (const json& v : args[key])
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
 json reply_ok(json result) { return json{{"ok", true}, {"result", std::move(result)}}; }
 
 json reply_error(const Status& st) {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lib/status.h"
 
@@ -49,6 +50,10 @@ struct Request {
 nlohmann::json encode_request(const Request& r);
 // kInvalidArgument naming what is wrong (missing command, wrong version, args not an object).
 Result<Request> decode_request(const nlohmann::json& j);
+
+// Reading request arguments: a missing or mistyped argument reads as empty.
+std::string arg_text(const nlohmann::json& args, const char* key);
+std::vector<std::string> arg_strings(const nlohmann::json& args, const char* key);
 
 // Final replies: {"ok":true,"result":...} or {"ok":false,"error":{"code","message"}}.
 // The server adds the request's "id".

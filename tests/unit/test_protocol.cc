@@ -60,3 +60,12 @@ TEST_CASE("bad frames and requests are refused with a reason") {
   json e = reply_error(Status::NotFound("backup X does not exist"));
   CHECK(e["error"]["code"] == "not_found");
 }
+
+TEST_CASE("request arguments read as empty when missing or mistyped") {
+  json args{{"id", "x"}, {"ids", {"a", 3, "b"}}, {"n", 5}};
+  CHECK(arg_text(args, "id") == "x");
+  CHECK(arg_text(args, "n").empty());
+  CHECK(arg_text(args, "missing").empty());
+  CHECK(arg_strings(args, "ids") == std::vector<std::string>{"a", "b"});
+  CHECK(arg_strings(args, "id").empty());
+}
