@@ -9,6 +9,7 @@
 #include "daemon/control_server.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "lib/schedule.h"
 #include "lib/timefmt.h"
 
 namespace sqlbak::daemon {
@@ -190,11 +191,10 @@ void Daemon::arm_scheduler() {
 void Daemon::on_scheduler_tick() {
   const int64_t now_us = wall_ms() * 1000;
   for (auto& [name, state] : databases_) {
-    if (!state.next_backup_us || *state.next_backup_us > now_us) continue;
-    const int64_t elapse = *state.next_backup_us;
-    // The next elapse after both this one and now: one run per elapse, and
-    // after a long suspend one run, not one per missed elapse.
-    state.next_backup_us = next_elapse(*state.schedule, std::max(elapse, now_us));
+    if (!state.schedule) continue;
+    const ScheduleDecision decision = decide_schedule(*state.schedule, state.next_backup_us, now_us);
+    state.next_backup_us = decision.next;
+    if (!decision.run) continue;
     if (state.running) {
       log_info("scheduled backup of '" + name + "' is due but one is already running: skipped",
                {name, "", state.running->id});
