@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "lib/local_store.h"
+#include "lib/target_store.h"
 #include "lib/restore.h"
 #include "lib/timefmt.h"
 
@@ -22,10 +22,7 @@ Result<Repository*> Workspace::repository(const std::string& name, bool writable
   auto t = config_.targets.find(name);
   if (t == config_.targets.end())
     return Status::NotFound("no target named '" + name + "' in " + config_.source_file);
-  if (t->second.type != "local")
-    return Status::Unsupported("target '" + name + "' is of type " + t->second.type +
-                               ", which this version of sqlbak cannot use yet");
-  auto store = LocalObjectStore::open(name, t->second.path, writable);
+  auto store = open_target_store(t->second, writable);
   // A missing or unusable directory is an error for readers too: an empty
   // listing would hide a mistyped path or an unmounted disk.
   if (!store.ok()) return store.status().code() == ErrorCode::kNotFound

@@ -12,6 +12,7 @@ packages=(
   catch2
   # peers the tests and benchmarks run against
   sqlite3 zstd restic python3 faketime systemd procps util-linux
+  python3-aiosmtpd awscli chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,4 +30,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# s3rver (an S3-compatible server) comes from npm, pinned by tests/peers/package-lock.json
+# and installed inside the source tree. Debian's nodejs and npm when the machine has none.
+if ! command -v npm >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q --no-install-recommends nodejs npm
+fi
+peers="$(cd "$(dirname "$0")/../tests/peers" && pwd)"
+if [ ! -x "$peers/node_modules/.bin/s3rver" ]; then
+  (cd "$peers" && npm ci --no-audit --no-fund --loglevel=error)
 fi
