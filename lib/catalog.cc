@@ -17,7 +17,7 @@ constexpr int32_t kApplicationId = 0x7371626b;
 
 // The schema version this build writes. kMigrations[v] takes a catalog from
 // version v to v + 1; a new version appends a step and bumps this constant.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kMigrations[kSchemaVersion] = {
     // 0 -> 1: the job history.
@@ -45,11 +45,26 @@ constexpr const char* kMigrations[kSchemaVersion] = {
       CREATE INDEX jobs_by_database_started ON jobs ("database", started_at_ms);
       CREATE INDEX jobs_by_started ON jobs (started_at_ms);
     )sql",
+    // 1 -> 2: what `report` and the metrics need beyond version 1: the image's
+    // geometry (for compression ratios) and the traffic with the target.
+    R"sql(
+      ALTER TABLE jobs ADD COLUMN page_count       INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN page_size        INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN bytes_uploaded   INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN bytes_downloaded INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN put_requests     INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN get_requests     INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN list_requests    INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN delete_requests  INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX jobs_by_backup ON jobs (backup_id, kind, started_at_ms);
+    )sql",
 };
 
 constexpr const char* kSelectJobs =
     "SELECT id, kind, \"database\", target, backup_id, started_at_ms, duration_ms,"
-    " database_bytes, stored_bytes, changed_pages, result, error FROM jobs";
+    " database_bytes, stored_bytes, changed_pages, result, error, page_count, page_size,"
+    " bytes_uploaded, bytes_downloaded, put_requests, get_requests, list_requests,"
+    " delete_requests FROM jobs";
 constexpr const char* kNewestFirst = " ORDER BY started_at_ms DESC, id DESC";
 
 struct StatementDeleter {
@@ -148,6 +163,14 @@ JobRecord read_job(sqlite3_stmt* stmt) {
   job.changed_pages = sqlite3_column_int64(stmt, 9);
   job.result = column_string(stmt, 10);
   job.error = column_string(stmt, 11);
+  job.page_count = sqlite3_column_int64(stmt, 12);
+  job.page_size = sqlite3_column_int64(stmt, 13);
+  job.bytes_uploaded = sqlite3_column_int64(stmt, 14);
+  job.bytes_downloaded = sqlite3_column_int64(stmt, 15);
+  job.put_requests = sqlite3_column_int64(stmt, 16);
+  job.get_requests = sqlite3_column_int64(stmt, 17);
+  job.list_requests = sqlite3_column_int64(stmt, 18);
+  job.delete_requests = sqlite3_column_int64(stmt, 19);
   return job;
 }
 
@@ -310,9 +333,13 @@ Result<int64_t> Catalog::record(const JobRecord& job) {
   SQLBAK_RETURN_IF_ERROR(prepare(
       db_, path_,
       "INSERT INTO jobs (kind, \"database\", target, backup_id, started_at_ms, duration_ms,"
-      " database_bytes, stored_bytes, changed_pages, result, error)"
+      " database_bytes, stored_bytes, changed_pages, result, error, page_count, page_size,"
+      " bytes_uploaded, bytes_downloaded, put_requests, get_requests, list_requests,"
+      " delete_requests)"
       " VALUES (:kind, :database, :target, :backup_id, :started_at_ms, :duration_ms,"
-      " :database_bytes, :stored_bytes, :changed_pages, :result, :error)",
+      " :database_bytes, :stored_bytes, :changed_pages, :result, :error, :page_count,"
+      " :page_size, :bytes_uploaded, :bytes_downloaded, :put_requests, :get_requests,"
+      " :list_requests, :delete_requests)",
       what, &stmt));
   sqlite3_stmt* s = stmt.get();
   int rc = SQLITE_OK;
@@ -323,7 +350,15 @@ Result<int64_t> Catalog::record(const JobRecord& job) {
                 bind_int64(s, ":database_bytes", job.database_bytes),
                 bind_int64(s, ":stored_bytes", job.stored_bytes),
                 bind_int64(s, ":changed_pages", job.changed_pages),
-                bind_text(s, ":result", job.result), bind_text(s, ":error", job.error)}) {
+                bind_text(s, ":result", job.result), bind_text(s, ":error", job.error),
+                bind_int64(s, ":page_count", job.page_count),
+                bind_int64(s, ":page_size", job.page_size),
+                bind_int64(s, ":bytes_uploaded", job.bytes_uploaded),
+                bind_int64(s, ":bytes_downloaded", job.bytes_downloaded),
+                bind_int64(s, ":put_requests", job.put_requests),
+                bind_int64(s, ":get_requests", job.get_requests),
+                bind_int64(s, ":list_requests", job.list_requests),
+                bind_int64(s, ":delete_requests", job.delete_requests)}) {
     if (rc == SQLITE_OK) rc = r;
   }
   if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
@@ -378,6 +413,46 @@ Result<std::optional<JobRecord>> Catalog::last_success(const std::string& kind,
   if (rc == SQLITE_OK) rc = bind_text(s, ":database", database);
   if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
 
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_DONE) return std::optional<JobRecord>();
+  if (rc != SQLITE_ROW) return sqlite_error(db_, rc, path_, what);
+  return std::optional<JobRecord>(read_job(s));
+}
+
+Result<std::vector<JobRecord>> Catalog::jobs_since(int64_t since_ms,
+                                                   const std::string& database) const {
+  const std::string what = "cannot read the job history";
+  std::string sql = std::string(kSelectJobs) + " WHERE started_at_ms >= :since";
+  if (!database.empty()) sql += " AND \"database\" = :database";
+  sql += " ORDER BY started_at_ms, id";
+  Statement stmt;
+  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_, sql, what, &stmt));
+  sqlite3_stmt* s = stmt.get();
+  int rc = bind_int64(s, ":since", since_ms);
+  if (rc == SQLITE_OK) rc = bind_text(s, ":database", database);
+  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
+  std::vector<JobRecord> out;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(read_job(s));
+  if (rc != SQLITE_DONE) return sqlite_error(db_, rc, path_, what);
+  return out;
+}
+
+Result<std::optional<JobRecord>> Catalog::last_job_for_backup(const std::string& kind,
+                                                              const std::string& backup_id,
+                                                              const std::string& target) const {
+  const std::string what = "cannot find the last " + kind + " of backup " + backup_id;
+  Statement stmt;
+  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_,
+                                 std::string(kSelectJobs) +
+                                     " WHERE backup_id = :backup_id AND kind = :kind"
+                                     " AND target = :target" +
+                                     kNewestFirst + " LIMIT 1",
+                                 what, &stmt));
+  sqlite3_stmt* s = stmt.get();
+  int rc = bind_text(s, ":backup_id", backup_id);
+  if (rc == SQLITE_OK) rc = bind_text(s, ":kind", kind);
+  if (rc == SQLITE_OK) rc = bind_text(s, ":target", target);
+  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
   rc = sqlite3_step(s);
   if (rc == SQLITE_DONE) return std::optional<JobRecord>();
   if (rc != SQLITE_ROW) return sqlite_error(db_, rc, path_, what);

@@ -31,6 +31,12 @@ struct JobRecord {
   int64_t database_bytes = 0;  // size of the database image
   int64_t stored_bytes = 0;    // bytes newly written to the target
   int64_t changed_pages = 0;
+  int64_t page_count = 0;        // pages of the database image
+  int64_t page_size = 0;         // bytes per page
+  int64_t bytes_uploaded = 0;    // bytes sent to the target (all requests)
+  int64_t bytes_downloaded = 0;  // bytes read from the target
+  // Requests made to the target during the job (object stores bill per request).
+  int64_t put_requests = 0, get_requests = 0, list_requests = 0, delete_requests = 0;
   std::string result;  // "success" | "failure" | "cancelled"
   std::string error;   // error text when result != success
 };
@@ -54,6 +60,16 @@ class Catalog {
   // The newest successful job of KIND for DATABASE, if any.
   Result<std::optional<JobRecord>> last_success(const std::string& kind,
                                                 const std::string& database) const;
+
+  // Jobs that started at or after SINCE_MS, of DATABASE (all when empty),
+  // oldest first: what `report` reads.
+  Result<std::vector<JobRecord>> jobs_since(int64_t since_ms, const std::string& database) const;
+
+  // The newest job of KIND about backup BACKUP_ID on TARGET, if any (the last
+  // verification of a backup, for `list` and `health`).
+  Result<std::optional<JobRecord>> last_job_for_backup(const std::string& kind,
+                                                       const std::string& backup_id,
+                                                       const std::string& target) const;
 
   const std::string& path() const { return path_; }
 

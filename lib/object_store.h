@@ -25,6 +25,18 @@ struct ObjectInfo {
   uint64_t size = 0;
 };
 
+// Requests a store has made and bytes it has moved since it was opened (S3
+// bills per request). Every attempt counts, retries included. A store that
+// does not count returns zeros.
+struct TransferCounters {
+  uint64_t put_requests = 0;     // PUT and POST (uploads, multipart steps)
+  uint64_t get_requests = 0;     // GET and HEAD
+  uint64_t list_requests = 0;
+  uint64_t delete_requests = 0;  // DELETE and batch deletes
+  uint64_t bytes_uploaded = 0;   // request bodies sent
+  uint64_t bytes_downloaded = 0; // response bodies received
+};
+
 // Held while one process writes one database's backups to a target. Released
 // by the destructor; an implementation must also release it when its holder
 // dies (local: flock; S3: an expiry).
@@ -58,6 +70,16 @@ class ObjectStore {
 
   // Removes KEY; removing an absent key is OK.
   virtual Status remove(const std::string& key) = 0;
+
+  // Removes every key of KEYS (absent ones are OK). The default removes them one
+  // by one and stops at the first error; S3 sends batches of up to 1000 keys.
+  virtual Status remove_many(const std::vector<std::string>& keys) {
+    for (const std::string& key : keys) SQLBAK_RETURN_IF_ERROR(remove(key));
+    return Status::Ok();
+  }
+
+  // What this store has done so far; see TransferCounters.
+  virtual TransferCounters counters() const { return {}; }
 
   // Takes the exclusive lock NAME without waiting. kLocked naming the holder
   // (host, pid, since) when another process has it.

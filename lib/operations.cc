@@ -98,6 +98,29 @@ std::string Workspace::scratch_dir() {
 
 std::vector<std::string> Workspace::take_warnings() { return std::exchange(warnings_, {}); }
 
+JobRecord finished_job(const std::string& kind, const std::string& database,
+                       const std::string& target, const std::string& backup_id,
+                       int64_t started_ms, int64_t ended_ms, const Manifest* backup,
+                       const Status& outcome) {
+  JobRecord job;
+  job.kind = kind;
+  job.database = database;
+  job.target = target;
+  job.backup_id = backup_id;
+  job.started_at_ms = started_ms;
+  job.duration_ms = ended_ms - started_ms;
+  if (backup != nullptr) {
+    job.database_bytes = static_cast<int64_t>(backup->source_bytes);
+    job.page_count = backup->page_count;
+    job.page_size = backup->page_size;
+  }
+  job.result = outcome.ok() ? "success"
+               : outcome.code() == ErrorCode::kCancelled ? "cancelled"
+                                                         : "failure";
+  job.error = outcome.message();
+  return job;
+}
+
 json manifest_summary(const Manifest& m, const std::string& target) {
   return json{{"id", m.id},
               {"database", m.database},
@@ -181,9 +204,9 @@ Result<json> verify_backups(Workspace& ws, const std::vector<std::string>& ids,
     }
     results.push_back({{"id", ref.id}, {"database", ref.database}, {"target", repo->target_name()},
                        {"ok", error.empty()}, {"error", error}});
-    ws.record({0, "verify", ref.database, repo->target_name(), ref.id, started,
-               ws.now_ms() - started, m.ok() ? static_cast<int64_t>(m->source_bytes) : 0, 0, 0,
-               error.empty() ? "success" : "failure", error});
+    ws.record(finished_job("verify", ref.database, repo->target_name(), ref.id, started,
+                           ws.now_ms(), m.ok() ? &*m : nullptr,
+                           error.empty() ? Status::Ok() : Status::Corruption(error)));
   }
   return json{{"results", results}};
 }
@@ -218,9 +241,8 @@ Result<json> restore(Workspace& ws, const RestoreRequest& a) {
   auto m = found.first->read_manifest(found.second);
   Status st = m.ok() ? restore_backup(*found.first, *m, a.to, a.force)
                      : m.status().WithContext("backup " + found.second.id);
-  ws.record({0, "restore", found.second.database, found.first->target_name(), found.second.id,
-             started, ws.now_ms() - started, m.ok() ? static_cast<int64_t>(m->source_bytes) : 0, 0,
-             0, st.ok() ? "success" : "failure", st.message()});
+  ws.record(finished_job("restore", found.second.database, found.first->target_name(),
+                         found.second.id, started, ws.now_ms(), m.ok() ? &*m : nullptr, st));
   if (!st.ok()) return st;
   return json{{"id", m->id}, {"database", m->database}, {"created", m->created},
               {"target", found.first->target_name()}, {"path", a.to}, {"bytes", m->source_bytes}};
@@ -257,15 +279,14 @@ json record_backup(Workspace& ws, const DatabaseConfig& db, int64_t started,
   if (!start_error.ok()) {
     errors.push_back({{"database", db.name}, {"target", ""}, {"error", start_error.message()},
                       {"code", code_name(start_error.code())}});
-    ws.record({0, "backup", db.name, "", "", started, now - started, 0, 0, 0,
-               start_error.code() == ErrorCode::kCancelled ? "cancelled" : "failure",
-               start_error.message()});
+    ws.record(finished_job("backup", db.name, "", "", started, now, nullptr, start_error));
   }
   for (const TargetOutcome& o : outcomes) {
     const Manifest& m = o.manifest;
-    JobRecord job{0, "backup", db.name, o.target, m.id, started, now - started,
-                  static_cast<int64_t>(m.source_bytes), static_cast<int64_t>(m.stored_bytes),
-                  static_cast<int64_t>(m.new_pages), "success", ""};
+    JobRecord job = finished_job("backup", db.name, o.target, m.id, started, now, &m, Status::Ok());
+    job.stored_bytes = static_cast<int64_t>(m.stored_bytes);
+    job.bytes_uploaded = static_cast<int64_t>(m.stored_bytes);
+    job.changed_pages = static_cast<int64_t>(m.new_pages);
     if (o.status.ok()) {
       backups.push_back(manifest_summary(m, o.target));
     } else {

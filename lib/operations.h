@@ -56,6 +56,13 @@ class Workspace {
   std::vector<std::string> warnings_;
 };
 
+// The catalog record of a job that ran from STARTED_MS to ENDED_MS on BACKUP
+// (may be null) with OUTCOME.
+JobRecord finished_job(const std::string& kind, const std::string& database,
+                       const std::string& target, const std::string& backup_id,
+                       int64_t started_ms, int64_t ended_ms, const Manifest* backup,
+                       const Status& outcome);
+
 // One backup in `list`, `backup` and the API.
 nlohmann::json manifest_summary(const Manifest& m, const std::string& target);
 

@@ -343,7 +343,7 @@ TEST_CASE("catalog: the file is in WAL mode with a versioned schema", "[catalog]
   CHECK(catalog->path() == dir.path() + "/catalog.db");
   RawDb raw(catalog->path());
   CHECK(raw.query("PRAGMA journal_mode") == "wal");
-  CHECK(raw.query("PRAGMA user_version") == "1");
+  CHECK(raw.query("PRAGMA user_version") == "2");
   // Every filter combination is served by an index that also gives the order
   // (no sort step), as the history grows for years.
   for (const std::string& where :
@@ -444,13 +444,13 @@ TEST_CASE("catalog: a newer schema version is refused", "[catalog]") {
   }
   {
     RawDb raw(path);
-    raw.exec("PRAGMA user_version = 2");
+    raw.exec("PRAGMA user_version = 3");
   }
   auto catalog = Catalog::open(dir.path());
   REQUIRE_FALSE(catalog.ok());
   CHECK(catalog.status().code() == ErrorCode::kUnsupported);
   CHECK_THAT(catalog.status().message(),
-             Catch::Contains(path) && Catch::Contains("schema version 2"));
+             Catch::Contains(path) && Catch::Contains("schema version 3"));
 }
 
 TEST_CASE("catalog: SQLite errors after opening name the catalog", "[catalog]") {
@@ -470,6 +470,83 @@ TEST_CASE("catalog: SQLite errors after opening name the catalog", "[catalog]") 
   auto last = catalog->last_success("backup", "db1");
   REQUIRE_FALSE(last.ok());
   CHECK_THAT(last.status().message(), Catch::Contains(catalog->path()));
+}
+
+
+TEST_CASE("catalog: a version-1 catalog is migrated and keeps its history", "[catalog]") {
+  TempDir dir;
+  const std::string path = dir.path() + "/catalog.db";
+  {
+    // The version-1 schema as an older sqlbak left it, with one job in it.
+    RawDb raw(path);
+    raw.exec(R"sql(
+      PRAGMA journal_mode=WAL;
+      CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+        "database" TEXT NOT NULL, target TEXT NOT NULL, backup_id TEXT NOT NULL,
+        started_at_ms INTEGER NOT NULL, duration_ms INTEGER NOT NULL,
+        database_bytes INTEGER NOT NULL, stored_bytes INTEGER NOT NULL,
+        changed_pages INTEGER NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL);
+      INSERT INTO jobs VALUES (7, 'backup', 'shop', 'local', 'B1', 1000, 20, 4096, 100, 1,
+                               'success', '');
+      PRAGMA application_id = 1936810603; PRAGMA user_version = 1;)sql");
+  }
+  auto catalog = open_catalog(dir.path());
+  auto jobs = list(*catalog, "", "", 0);
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].id == 7);
+  CHECK(jobs[0].backup_id == "B1");
+  CHECK(jobs[0].page_count == 0);
+  CHECK(jobs[0].put_requests == 0);
+  JobRecord job = make_job("backup", "shop", 2000);
+  job.page_count = 10;
+  job.page_size = 4096;
+  job.bytes_uploaded = 5;
+  job.delete_requests = 3;
+  record(catalog.get(), job);
+  jobs = list(*catalog, "", "", 0);
+  REQUIRE(jobs.size() == 2);
+  CHECK(jobs[0].page_count == 10);
+  CHECK(jobs[0].page_size == 4096);
+  CHECK(jobs[0].bytes_uploaded == 5);
+  CHECK(jobs[0].delete_requests == 3);
+}
+
+TEST_CASE("catalog: jobs since a time, oldest first, and the last job of a backup", "[catalog]") {
+  TempDir dir;
+  auto catalog = open_catalog(dir.path());
+  record(catalog.get(), make_job("backup", "a", 100));
+  record(catalog.get(), make_job("backup", "b", 200));
+  record(catalog.get(), make_job("backup", "a", 300));
+  auto since = catalog->jobs_since(150, "");
+  REQUIRE(since.ok());
+  REQUIRE(since->size() == 2);
+  CHECK((*since)[0].started_at_ms == 200);
+  CHECK((*since)[1].started_at_ms == 300);
+  auto only_a = catalog->jobs_since(0, "a");
+  REQUIRE(only_a.ok());
+  CHECK(only_a->size() == 2);
+
+  JobRecord v1 = make_job("verify", "a", 400);
+  v1.backup_id = "X";
+  v1.target = "local";
+  v1.result = "failure";
+  JobRecord v2 = v1;
+  v2.started_at_ms = 500;
+  v2.result = "success";
+  JobRecord other_target = v1;
+  other_target.started_at_ms = 600;
+  other_target.target = "offsite";
+  record(catalog.get(), v1);
+  record(catalog.get(), v2);
+  record(catalog.get(), other_target);
+  auto last = catalog->last_job_for_backup("verify", "X", "local");
+  REQUIRE(last.ok());
+  REQUIRE(last->has_value());
+  CHECK((*last)->started_at_ms == 500);
+  CHECK((*last)->result == "success");
+  auto none = catalog->last_job_for_backup("verify", "Y", "local");
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->has_value());
 }
 
 }  // namespace
