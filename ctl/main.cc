@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "ctl/alert_command.h"
 #include "ctl/calendar_command.h"
 #include "ctl/client.h"
 #include "ctl/progress.h"
@@ -53,6 +54,14 @@ int print_result(const GlobalOptions& g, const std::string& command, const json&
 int fail(const sqlbak::Status& st) {
   std::cerr << "sqlbakctl: " << st.message() << "\n";
   return st.code() == sqlbak::ErrorCode::kUsage ? kExitUsage : kExitFailed;
+}
+
+// `health` speaks the monitoring-plugins convention even when it cannot check:
+// a summary line on stdout and UNKNOWN (3).
+int health_unknown(const sqlbak::Status& st) {
+  std::cout << "SQLBAK UNKNOWN - " << st.message() << "\n";
+  std::cerr << "sqlbakctl: " << st.message() << "\n";
+  return 3;
 }
 
 }  // namespace
@@ -113,6 +122,25 @@ int main(int argc, char** argv) {
   calendar->add_option("--iterations", iterations, "how many elapses to print")->check(CLI::Range(1, 100000));
   calendar->add_option("--base-time", base_time, "compute from this time instead of now");
 
+  bool dry_run = false;
+  auto* rotate = app.add_subcommand("rotate", "apply retention and prune; print what is kept and why");
+  rotate->add_option("DB", database, "only this database");
+  rotate->add_flag("--dry-run", dry_run, "show what would be removed, change nothing");
+
+  auto* health = app.add_subcommand(
+      "health", "check backups and targets; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN");
+  health->add_option("DB", database, "only this database");
+
+  int days = 7;
+  auto* report = app.add_subcommand("report", "history: totals, trends, errors, recommendations");
+  report->add_option("--days", days, "days of history")->capture_default_str();
+  report->add_option("DB", database, "only this database");
+
+  auto* alert = app.add_subcommand("alert", "alert channels (alerts: in the config)");
+  alert->require_subcommand(1);
+  auto* alert_test = alert->add_subcommand(
+      "test", "send a test alert through every configured channel, here, and report each result");
+
   auto* status = app.add_subcommand("status", "daemon and per-database state");
   auto* reload = app.add_subcommand("reload", "reload the daemon's configuration (as SIGHUP)");
 
@@ -146,6 +174,7 @@ int main(int argc, char** argv) {
   }
 
   if (calendar->parsed()) return sqlbak::ctl::calendar_command(calendar_expr, iterations, base_time);
+  if (alert_test->parsed()) return sqlbak::ctl::alert_test_command(g.config_file, g.json);
 
   bool runs_locally = g.offline;
   if (backup->parsed()) {
@@ -164,6 +193,12 @@ int main(int argc, char** argv) {
     // The daemon never writes files for a client; restore reads the targets itself.
     runs_locally = true;
     request = {"restore", {{"what", what}, {"to", to}, {"at", at}, {"target", target}, {"force", force}}};
+  } else if (rotate->parsed()) {
+    request = {"rotate", {{"database", database}, {"dry_run", dry_run}}};
+  } else if (health->parsed()) {
+    request = {"health", {{"database", database}}};
+  } else if (report->parsed()) {
+    request = {"report", {{"database", database}, {"days", days}}};
   } else if (status->parsed()) {
     request = {"status", json::object()};
   } else if (reload->parsed()) {
@@ -175,7 +210,7 @@ int main(int argc, char** argv) {
   if (runs_locally) {
     // Offline backups run from cron: progress only when someone watches.
     auto result = sqlbak::ctl::run_offline(g.config_file, request, !g.json && ::isatty(STDERR_FILENO));
-    if (!result.ok()) return fail(result.status());
+    if (!result.ok()) return request.command == "health" ? health_unknown(result.status()) : fail(result.status());
     return print_result(g, request.command, *result);
   }
 
@@ -191,6 +226,7 @@ int main(int argc, char** argv) {
       &error);
   progress.finish();
   if (!result) {
+    if (request.command == "health") return health_unknown(error.status);
     if (error.unreachable) {
       std::cerr << "sqlbakctl: " << error.status.message() << "\n";
       return kExitUnreachable;

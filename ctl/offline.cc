@@ -65,7 +65,8 @@ Result<json> run_offline(const std::string& config_file, const Request& request,
   Result<json> result = Status::InvalidArgument("'" + request.command + "' is not available with --offline");
   if (request.command == "backup") {
     result = backup(ws, a, progress);
-  } else if (request.command == "list" || request.command == "show" || request.command == "verify") {
+  } else if (request.command == "list" || request.command == "show" || request.command == "verify" ||
+             request.command == "health" || request.command == "report" || request.command == "rotate") {
     result = run_query(ws, request);
   } else if (request.command == "restore") {
     result = restore(ws, RestoreRequest{arg_text(a, "what"), arg_text(a, "to"), arg_text(a, "at"),

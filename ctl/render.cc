@@ -99,6 +99,56 @@ void render_status(const json& r, std::ostream& out) {
   out << render_table(rows);
 }
 
+void render_health(const json& r, std::ostream& out) {
+  // The summary first, alone on its line: monitoring systems read that one.
+  out << str(r, "summary") << "\n";
+  for (const json& f : r.value("findings", json::array()))
+    out << "  " << str(f, "state") << ": " << str(f, "message") << "\n";
+  std::vector<std::vector<std::string>> rows{{"DATABASE", "TARGET", "STATE", "NEWEST BACKUP", "AGE", "FREE"}};
+  for (const json& d : r.value("databases", json::array()))
+    for (const json& t : d.value("targets", json::array()))
+      rows.push_back({str(d, "name"), str(t, "target"), str(t, "state"),
+                      t.value("newest_backup", json()).is_string() ? str(t, "newest_backup") : "-",
+                      t.value("age_seconds", json()).is_number()
+                          ? human_millis(t.value("age_seconds", int64_t{0}) * 1000)
+                          : "-",
+                      t.value("free_bytes", json()).is_number() ? human_bytes(u64(t, "free_bytes")) : "-"});
+  if (rows.size() > 1) out << "\n" << render_table(rows);
+}
+
+void render_rotate(const json& r, std::ostream& out, std::ostream& err) {
+  const bool dry = r.value("dry_run", false);
+  for (const json& rot : r.value("rotations", json::array())) {
+    out << str(rot, "database") << " on " << str(rot, "target") << ":";
+    if (!str(rot, "error").empty()) {
+      out << " not rotated\n";
+      continue;
+    }
+    out << " keep " << rot.value("kept", json::array()).size() << ", "
+        << (dry ? "would remove " : "remove ") << rot.value("removed", json::array()).size() << "\n";
+    for (const json& k : rot.value("kept", json::array())) {
+      std::string reasons;
+      for (const json& reason : k.value("reasons", json::array()))
+        reasons += (reasons.empty() ? "" : ", ") + reason.get<std::string>();
+      out << "  keep    " << str(k, "id") << "  " << str(k, "created") << "  (" << reasons << ")\n";
+    }
+    for (const json& d : rot.value("removed", json::array()))
+      out << "  " << (dry ? "would remove " : "remove  ") << str(d, "id") << "  " << str(d, "created")
+          << "\n";
+  }
+  for (const json& p : r.value("prunes", json::array())) {
+    if (!str(p, "error").empty()) continue;
+    out << "prune " << str(p, "target") << ": " << (dry ? "would delete " : "deleted ")
+        << u64(p, "packs_removed") << " of " << u64(p, "packs_total") << " pack(s), "
+        << human_bytes(u64(p, "bytes_removed")) << " of " << human_bytes(u64(p, "bytes_before"))
+        << (dry ? " (garbage already there; the backups above would free more)" : "") << "\n";
+  }
+  for (const json& e : r.value("errors", json::array()))
+    err << "sqlbakctl: rotate" << (str(e, "database").empty() ? "" : " of " + str(e, "database"))
+        << (str(e, "target").empty() ? "" : " on target " + str(e, "target")) << " failed: "
+        << str(e, "error") << "\n";
+}
+
 }  // namespace
 
 void render(const std::string& command, const json& result, std::ostream& out, std::ostream& err) {
@@ -107,6 +157,8 @@ void render(const std::string& command, const json& result, std::ostream& out, s
   if (command == "show") return render_show(result, out);
   if (command == "verify") return render_verify(result, out, err);
   if (command == "status") return render_status(result, out);
+  if (command == "health") return render_health(result, out);
+  if (command == "rotate") return render_rotate(result, out, err);
   if (command == "restore") {
     out << "restored backup " << str(result, "id") << " of " << str(result, "database") << " ("
         << str(result, "created") << ", " << human_bytes(u64(result, "bytes")) << ") from "
@@ -124,7 +176,9 @@ int result_exit_status(const std::string& command, const json& result) {
   if (command == "verify")
     for (const json& v : result.value("results", json::array()))
       if (!v.value("ok", false)) return 1;
-  if (command == "backup" && !result.value("errors", json::array()).empty()) return 1;
+  if ((command == "backup" || command == "rotate") && !result.value("errors", json::array()).empty())
+    return 1;
+  if (command == "health") return result.value("exit_code", 3);
   return 0;
 }
 

@@ -391,6 +391,12 @@ Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
 
   std::vector<TargetWriter*> raw_writers;
   for (Repository* repo : job->request_.targets) {
+    // Shared repository lock first: a prune that runs now must finish before
+    // this backup reads which pages the target holds.
+    auto repository_lock = repo->lock_for_backup(std::chrono::seconds(60));
+    if (!repository_lock.ok())
+      return repository_lock.status().WithContext("database '" + db.name + "'");
+    job->locks_.push_back(std::move(repository_lock).value());
     auto lock = repo->lock_database(db.name);
     if (!lock.ok())
       return lock.status().WithContext("database '" + db.name + "'");

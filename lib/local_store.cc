@@ -94,11 +94,17 @@ std::string hostname() {
 
 class LocalLock : public StoreLock {
  public:
-  explicit LocalLock(int fd) : fd_(fd) {}
-  ~LocalLock() override { ::close(fd_); }  // closing drops the flock
+  LocalLock(int fd, bool wrote_holder) : fd_(fd), wrote_holder_(wrote_holder) {}
+  ~LocalLock() override {
+    // An exclusive holder's name must not outlive it: a later conflict with
+    // shared holders would otherwise name it.
+    if (wrote_holder_) (void)!::ftruncate(fd_, 0);
+    ::close(fd_);  // closing drops the flock
+  }
 
  private:
   int fd_;
+  bool wrote_holder_;
 };
 
 }  // namespace
@@ -263,15 +269,16 @@ void LocalObjectStore::remove_stale_temporaries() const {
   ::closedir(d);
 }
 
-Result<std::unique_ptr<StoreLock>> LocalObjectStore::lock(const std::string& name) {
+Result<int> LocalObjectStore::flock_file(const std::string& name, int operation) const {
   if (!is_valid_object_key(name)) return Status::Internal("invalid lock name '" + name + "'");
   const std::string dir = root_ + "/locks";
   SQLBAK_RETURN_IF_ERROR(ensure_dir(dir).WithContext(describe()));
   const std::string path = dir + "/" + name + ".lock";
   FileDescriptor fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
   if (fd.get() < 0) return Status::FromErrno(errno, "cannot open lock file " + path);
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(fd.get(), operation | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "cannot lock " + path);
+    // Only exclusive holders write their name; shared holders are many.
     std::string holder(256, '\0');
     ssize_t n = ::pread(fd.get(), holder.data(), holder.size(), 0);
     holder.resize(n > 0 ? static_cast<size_t>(n) : 0);
@@ -279,14 +286,26 @@ Result<std::unique_ptr<StoreLock>> LocalObjectStore::lock(const std::string& nam
     return Status::Locked("'" + name + "' on " + describe() + " is locked by another process" +
                           (holder.empty() ? "" : " (" + holder + ")"));
   }
+  return fd.release();
+}
+
+Result<std::unique_ptr<StoreLock>> LocalObjectStore::lock(const std::string& name) {
+  auto fd = flock_file(name, LOCK_EX);
+  if (!fd.ok()) return fd.status();
   std::time_t now = std::time(nullptr);
   char when[32];
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
   std::string owner =
       "host " + hostname() + ", pid " + std::to_string(::getpid()) + ", since " + when + "\n";
-  if (::ftruncate(fd.get(), 0) == 0) (void)!::pwrite(fd.get(), owner.data(), owner.size(), 0);
+  if (::ftruncate(*fd, 0) == 0) (void)!::pwrite(*fd, owner.data(), owner.size(), 0);
   remove_stale_temporaries();
-  return std::unique_ptr<StoreLock>(new LocalLock(fd.release()));
+  return std::unique_ptr<StoreLock>(new LocalLock(*fd, true));
+}
+
+Result<std::unique_ptr<StoreLock>> LocalObjectStore::lock_shared(const std::string& name) {
+  auto fd = flock_file(name, LOCK_SH);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<StoreLock>(new LocalLock(*fd, false));
 }
 
 }  // namespace sqlbak

@@ -37,6 +37,7 @@ class LocalObjectStore : public ObjectStore {
   Result<std::vector<ObjectInfo>> list(const std::string& prefix) const override;
   Status remove(const std::string& key) override;
   Result<std::unique_ptr<StoreLock>> lock(const std::string& name) override;
+  Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& name) override;
 
   const std::string& root() const { return root_; }
 
@@ -46,6 +47,8 @@ class LocalObjectStore : public ObjectStore {
   std::string path_of(const std::string& key) const { return root_ + "/" + key; }
   Status ensure_dir(const std::string& dir) const;
   void remove_stale_temporaries() const;
+  // Opens ROOT/locks/NAME.lock and flocks it with OPERATION (LOCK_EX or LOCK_SH).
+  Result<int> flock_file(const std::string& name, int operation) const;
 
   std::string name_;
   std::string root_;

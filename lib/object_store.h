@@ -84,6 +84,16 @@ class ObjectStore {
   // Takes the exclusive lock NAME without waiting. kLocked naming the holder
   // (host, pid, since) when another process has it.
   virtual Result<std::unique_ptr<StoreLock>> lock(const std::string& name) = 0;
+
+  // Takes lock NAME in shared mode without waiting: any number of shared
+  // holders, but none while someone holds it through lock(). Backups hold the
+  // repository lock shared; prune holds it exclusively. kLocked naming the
+  // exclusive holder otherwise.
+  // Every implementation must override it; the default only names what is missing.
+  virtual Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& name) {
+    return Status::Unsupported(describe() + ": shared lock '" + name +
+                               "' not implemented (ObjectStore::lock_shared)");
+  }
 };
 
 // True when KEY is a well-formed object key (see above).

@@ -6,7 +6,9 @@
 #include <algorithm>
 
 #include "lib/target_store.h"
+#include "lib/health.h"
 #include "lib/restore.h"
+#include "lib/rotation.h"
 #include "lib/timefmt.h"
 
 namespace sqlbak {
@@ -39,7 +41,6 @@ Result<std::vector<Repository*>> Workspace::readable_targets(const std::string& 
   std::vector<Repository*> out;
   for (const auto& [target_name, target] : config_.targets) {
     if (!name.empty() && target_name != name) continue;
-    if (name.empty() && target.type != "local") continue;
     auto r = repository(target_name, false);
     if (r.ok()) {
       out.push_back(*r);
@@ -255,6 +256,9 @@ Result<json> run_query(Workspace& ws, const Request& request) {
   if (request.command == "verify")
     return verify_backups(ws, arg_strings(a, "ids"), arg_text(a, "database"), a.value("all", false),
                           arg_text(a, "target"));
+  if (request.command == "health") return check_health(ws, arg_text(a, "database"));
+  if (request.command == "rotate")
+    return rotate(ws, RotateRequest{arg_text(a, "database"), a.value("dry_run", false)});
   return Status::Usage("'" + request.command + "' is not a query");
 }
 

@@ -83,9 +83,10 @@ struct RestoreRequest {
 // {"id","database","created","path","bytes"}
 Result<nlohmann::json> restore(Workspace& ws, const RestoreRequest& request);
 
-// Runs a read-only request, `list`, `show` or `verify`, with its protocol
-// arguments (docs/PROTOCOL.md): the one dispatch both the daemon and
-// `sqlbakctl --offline` use. kUsage for any other command.
+// Runs a request that needs no daemon state, `list`, `show`, `verify`,
+// `health`, `report` or `rotate`, with its protocol arguments
+// (docs/PROTOCOL.md): the one dispatch both the daemon and `sqlbakctl
+// --offline` use. kUsage for any other command.
 Result<nlohmann::json> run_query(Workspace& ws, const Request& request);
 
 // Sets up the request for a backup of DB to each of its targets.

@@ -1,9 +1,12 @@
 #include "lib/repository.h"
 
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <random>
+#include <thread>
 
 namespace sqlbak {
 
@@ -154,6 +157,41 @@ Result<KnownPages> Repository::load_known_pages() const {
 
 Result<std::unique_ptr<StoreLock>> Repository::lock_database(const std::string& database) const {
   return store_->lock("db-" + database);
+}
+
+namespace {
+
+constexpr const char* kRepositoryLock = "repository";
+
+template <typename TakeLock>
+Result<std::unique_ptr<StoreLock>> lock_with_patience(std::chrono::milliseconds patience,
+                                                      TakeLock take) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (true) {
+    auto lock = take();
+    if (lock.ok() || lock.status().code() != ErrorCode::kLocked ||
+        std::chrono::steady_clock::now() >= deadline)
+      return lock;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StoreLock>> Repository::lock_for_backup(
+    std::chrono::milliseconds patience) const {
+  auto lock = lock_with_patience(patience, [this] { return store_->lock_shared(kRepositoryLock); });
+  if (lock.ok() || lock.status().code() != ErrorCode::kLocked) return lock;
+  return Status::Locked(describe() + " is being pruned (" + lock.status().message() +
+                        "); the backup will be possible when the prune ends");
+}
+
+Result<std::unique_ptr<StoreLock>> Repository::lock_for_prune(
+    std::chrono::milliseconds patience) const {
+  auto lock = lock_with_patience(patience, [this] { return store_->lock(kRepositoryLock); });
+  if (lock.ok() || lock.status().code() != ErrorCode::kLocked) return lock;
+  return Status::Locked("cannot prune " + describe() +
+                        " while backups are writing to it; it will be pruned next time");
 }
 
 }  // namespace sqlbak

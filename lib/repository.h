@@ -10,6 +10,7 @@
 // ObjectStore implementations are thread-safe.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,6 +77,12 @@ class Repository {
 
   // Exclusive writer lock of one database on this target.
   Result<std::unique_ptr<StoreLock>> lock_database(const std::string& database) const;
+
+  // The repository lock: backups hold it shared while they may reference
+  // packs, prune holds it exclusively while it deletes them. Each waits up to
+  // PATIENCE for the other side (prune is short; backups are not), polling.
+  Result<std::unique_ptr<StoreLock>> lock_for_backup(std::chrono::milliseconds patience) const;
+  Result<std::unique_ptr<StoreLock>> lock_for_prune(std::chrono::milliseconds patience) const;
 
  private:
   Repository(std::unique_ptr<ObjectStore> store, std::string target_name)

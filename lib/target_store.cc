@@ -1,12 +1,18 @@
 #include "lib/target_store.h"
 
 #include "lib/local_store.h"
+#include "lib/s3_store.h"
 
 namespace sqlbak {
 
 Result<std::unique_ptr<ObjectStore>> open_target_store(const TargetConfig& target, bool writable) {
   if (target.type == "local") {
     auto store = LocalObjectStore::open(target.name, target.path, writable);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<ObjectStore>(std::move(store).value());
+  }
+  if (target.type == "s3") {
+    auto store = S3ObjectStore::open(target, writable);
     if (!store.ok()) return store.status();
     return std::unique_ptr<ObjectStore>(std::move(store).value());
   }

@@ -115,6 +115,25 @@ def run_ctl(args, check=None, timeout=None, env=None):
     return rc, out, err
 
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+def faketime_env(unix_seconds, base=None):
+    """Environment that makes a program see wall-clock time start at UNIX_SECONDS
+    (libfaketime, from Debian's faketime package). SkipTest when it is missing."""
+    if not os.path.exists(FAKETIME_LIB):
+        raise unittest.SkipTest("libfaketime is not installed (package faketime)")
+    env = dict(base if base is not None else os.environ)
+    env["LD_PRELOAD"] = FAKETIME_LIB
+    env["FAKETIME"] = "@" + datetime.datetime.fromtimestamp(
+        unix_seconds, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    env["TZ"] = env.get("TZ", "UTC")
+    env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    # AddressSanitizer wants to be the first library loaded; LD_PRELOAD comes first.
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    return env
+
+
 def assert_no_crash(rc, out, err, args=()):
     if rc is not None and rc < 0:
         raise AssertionError("killed by signal %d\n%s" % (-rc, describe(args, rc, out, err)))
@@ -447,16 +466,16 @@ class TempEnv:
             a.append("--json")
         return a + [str(x) for x in args]
 
-    def ctl(self, *args, check=None, json_out=False, timeout=None):
+    def ctl(self, *args, check=None, json_out=False, timeout=None, env=None):
         """Runs `sqlbakctl -c CONFIG --offline [--json] ARGS`; returns (rc, out, err)."""
         a = self.ctl_args(*args, json_out=json_out)
-        rc, out, err = run_ctl(a, check=check, timeout=timeout)
+        rc, out, err = run_ctl(a, check=check, timeout=timeout, env=env)
         assert_no_crash(rc, out, err, [SQLBAKCTL] + a)
         return rc, out, err
 
-    def ctl_json(self, *args, check=0, timeout=None):
+    def ctl_json(self, *args, check=0, timeout=None, env=None):
         a = self.ctl_args(*args, json_out=True)
-        rc, out, err = run_ctl(a, check=check, timeout=timeout)
+        rc, out, err = run_ctl(a, check=check, timeout=timeout, env=env)
         assert_no_crash(rc, out, err, [SQLBAKCTL] + a)
         try:
             return json.loads(out)
@@ -464,9 +483,9 @@ class TempEnv:
             raise AssertionError("--json output is not one JSON document (%s)\n%s" % (
                 e, describe([SQLBAKCTL] + a, rc, out, err)))
 
-    def backup(self, *dbs):
+    def backup(self, *dbs, env=None):
         """Backs up DBS (all when empty); asserts success; returns the 'backups' list."""
-        doc = self.ctl_json("backup", *dbs, check=0)
+        doc = self.ctl_json("backup", *dbs, check=0, env=env)
         if doc.get("errors"):
             raise AssertionError("backup reported errors: %r" % doc["errors"])
         backups = doc.get("backups")
@@ -477,8 +496,8 @@ class TempEnv:
                 raise AssertionError("malformed backup id in %r" % b)
         return backups
 
-    def backup_one(self, db):
-        bs = self.backup(db)
+    def backup_one(self, db, env=None):
+        bs = self.backup(db, env=env)
         if len(bs) != 1:
             raise AssertionError("expected one backup of %s, got %r" % (db, bs))
         return bs[0]

@@ -30,6 +30,9 @@ class FullDiskStore : public ObjectStore {
   Result<std::vector<ObjectInfo>> list(const std::string& p) const override { return inner_->list(p); }
   Status remove(const std::string& k) override { return inner_->remove(k); }
   Result<std::unique_ptr<StoreLock>> lock(const std::string& n) override { return inner_->lock(n); }
+  Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& n) override {
+    return inner_->lock_shared(n);
+  }
 
  private:
   std::unique_ptr<ObjectStore> inner_;
