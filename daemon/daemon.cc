@@ -363,6 +363,8 @@ void Daemon::handle(const Request& request, std::shared_ptr<Responder> responder
       {"status", &Daemon::cmd_status}, {"backup", &Daemon::cmd_backup},
       {"reload", &Daemon::cmd_reload}, {"list", &Daemon::cmd_on_pool},
       {"show", &Daemon::cmd_on_pool},  {"verify", &Daemon::cmd_on_pool},
+      {"health", &Daemon::cmd_on_pool}, {"report", &Daemon::cmd_on_pool},
+      {"rotate", &Daemon::cmd_on_pool},
   };
   for (const Command& c : kCommands)
     if (request.command == c.name) return (this->*c.handler)(request, std::move(responder));
