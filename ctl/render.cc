@@ -24,6 +24,14 @@ void render_backups(const json& r, std::ostream& out, std::ostream& err) {
         << (str(e, "target").empty() ? "" : " on target " + str(e, "target")) << ": " << str(e, "error") << "\n";
 }
 
+// The last verification when there was one ("ok 2026-11-25T10:00:00Z",
+// "FAILED 2026-..."), else what the backup's own check said.
+std::string verification_text(const json& b) {
+  const json& v = b.value("last_verification", json());
+  if (!v.is_object()) return str(b, "verified");
+  return (str(v, "result") == "success" ? "ok " : "FAILED ") + str(v, "time");
+}
+
 void render_list(const json& r, std::ostream& out) {
   std::vector<std::vector<std::string>> rows{
       {"ID", "DATABASE", "TARGET", "CREATED", "KIND", "STORED", "SIZE", "RATIO", "DURATION", "VERIFIED"}};
@@ -32,7 +40,7 @@ void render_list(const json& r, std::ostream& out) {
                     str(b, "kind"), human_bytes(u64(b, "stored_bytes")),
                     human_bytes(u64(b, "database_bytes")),
                     ratio_text(u64(b, "database_bytes"), u64(b, "stored_bytes")),
-                    human_millis(b.value("duration_ms", int64_t{0})), str(b, "verified")});
+                    human_millis(b.value("duration_ms", int64_t{0})), verification_text(b)});
   if (rows.size() == 1) {
     out << "no backups\n";
     return;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "daemon/control_server.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "lib/rotation.h"
 #include "lib/schedule.h"
 #include "lib/timefmt.h"
 
@@ -80,9 +82,18 @@ void Daemon::apply_config(Config config) {
       state.schedule = *spec;
     else
       log_error("database '" + db.name + "': " + spec.status().message(), {db.name});
+    for (MaintenanceTimer* t : {&state.rotate, &state.verify}) {
+      auto m = parse_calendar(t->kind == "rotate" ? db.settings.rotate : db.settings.verify_schedule);
+      if (m.ok())
+        t->spec = *m;
+      else
+        log_error("database '" + db.name + "': " + t->kind + " schedule: " + m.status().message(), {db.name});
+    }
     if (auto old = databases_.find(db.name); old != databases_.end()) {
       state.running = old->second.running;
       state.next_backup_us = old->second.next_backup_us;
+      state.maintenance_running = old->second.maintenance_running;
+      state.maintenance_pending = old->second.maintenance_pending;
     }
     next[db.name] = std::move(state);
   }
@@ -153,6 +164,10 @@ Status Daemon::reload(const std::string& why) {
 void Daemon::compute_schedules(bool catch_up) {
   const int64_t now_us = wall_ms() * 1000;
   for (auto& [name, state] : databases_) {
+    // Rotation and verification are not caught up at start: the next elapse
+    // comes soon enough, and a start should not begin with a long verify.
+    for (MaintenanceTimer* t : {&state.rotate, &state.verify})
+      t->next_us = t->spec ? next_elapse(*t->spec, now_us) : std::nullopt;
     if (!state.schedule) {
       state.next_backup_us.reset();
       continue;
@@ -180,8 +195,8 @@ void Daemon::arm_scheduler() {
   const int64_t now_us = wall_ms() * 1000;
   auto wait = std::chrono::microseconds(std::chrono::duration_cast<std::chrono::microseconds>(kMaxSchedulerSleep));
   for (const auto& [name, state] : databases_)
-    if (state.next_backup_us)
-      wait = std::min(wait, std::chrono::microseconds(std::max<int64_t>(0, *state.next_backup_us - now_us)));
+    for (const std::optional<int64_t>& due : {state.next_backup_us, state.rotate.next_us, state.verify.next_us})
+      if (due) wait = std::min(wait, std::chrono::microseconds(std::max<int64_t>(0, *due - now_us)));
   scheduler_timer_.expires_after(wait);
   scheduler_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) on_scheduler_tick();
@@ -191,6 +206,12 @@ void Daemon::arm_scheduler() {
 void Daemon::on_scheduler_tick() {
   const int64_t now_us = wall_ms() * 1000;
   for (auto& [name, state] : databases_) {
+    for (MaintenanceTimer* t : {&state.rotate, &state.verify}) {
+      if (!t->spec) continue;
+      const ScheduleDecision d = decide_schedule(*t->spec, t->next_us, now_us);
+      t->next_us = d.next;
+      if (d.run) maintenance_due(name, t->kind);
+    }
     if (!state.schedule) continue;
     const ScheduleDecision decision = decide_schedule(*state.schedule, state.next_backup_us, now_us);
     state.next_backup_us = decision.next;
@@ -340,16 +361,14 @@ void Daemon::finish_job(const std::shared_ptr<RunningJob>& job, const Status& st
   }
   for (auto& w : job->waiters) w->reply(reply_ok(result));
   job->waiters.clear();
-  if (auto it = databases_.find(job->database); it != databases_.end() && it->second.running == job)
+  if (auto it = databases_.find(job->database); it != databases_.end() && it->second.running == job) {
     it->second.running.reset();
+    run_pending_maintenance(job->database);
+  }
   // Joining a BackupJob's threads may take a moment: not on the loop.
   if (job->job) asio::post(pool_, [j = std::shared_ptr<BackupJob>(std::move(job->job))] {});
   update_status();
-  if (stopping_) {
-    bool any = false;
-    for (const auto& [name, state] : databases_) any = any || state.running;
-    if (!any) io_.stop();
-  }
+  if (stopping_ && idle()) io_.stop();
 }
 
 // ---- commands ----
@@ -483,6 +502,95 @@ void Daemon::cmd_on_pool(const Request& request, std::shared_ptr<Responder> resp
   });
 }
 
+// ---- rotation and scheduled verification ----
+
+void Daemon::maintenance_due(const std::string& database, const std::string& kind) {
+  DatabaseState& state = databases_.at(database);
+  if (state.running || state.maintenance_running) {
+    auto& pending = state.maintenance_pending;
+    if (std::find(pending.begin(), pending.end(), kind) == pending.end()) {
+      log_info("scheduled " + kind + " of '" + database + "' waits for the job in progress", {database});
+      pending.push_back(kind);
+    }
+    return;
+  }
+  start_maintenance(database, kind);
+}
+
+void Daemon::run_pending_maintenance(const std::string& database) {
+  auto it = databases_.find(database);
+  if (it == databases_.end() || stopping_) return;
+  DatabaseState& state = it->second;
+  if (state.running || state.maintenance_running || state.maintenance_pending.empty()) return;
+  std::string kind = state.maintenance_pending.front();
+  state.maintenance_pending.erase(state.maintenance_pending.begin());
+  start_maintenance(database, kind);
+}
+
+void Daemon::start_maintenance(const std::string& database, const std::string& kind) {
+  DatabaseState& state = databases_.at(database);
+  state.maintenance_running = true;
+  log_info("scheduled " + kind + " of '" + database + "' started", {database});
+  Config config = workspace_->config();
+  asio::post(pool_, [this, database, kind, config = std::move(config)]() mutable {
+    Workspace ws(std::move(config), wall_ms);
+    Result<json> result = Status::Internal("unhandled");
+    try {
+      if (kind == "rotate") {
+        result = rotate(ws, RotateRequest{database, false});
+      } else {
+        const DatabaseConfig* db = ws.config().find_database(database);
+        result = db == nullptr ? Result<json>(Status::NotFound("database '" + database + "' is gone"))
+                               : verify_latest(ws, *db);
+      }
+    } catch (const std::exception& e) {
+      result = Status::Internal(std::string("internal error: ") + e.what());
+    }
+    for (const std::string& w : ws.take_warnings()) log_warning(w, {database});
+    asio::post(io_, [this, database, kind, result = std::move(result)] {
+      finish_maintenance(database, kind, result);
+    });
+  });
+}
+
+void Daemon::finish_maintenance(const std::string& database, const std::string& kind,
+                                const Result<json>& result) {
+  const LogFields fields{database};
+  if (!result.ok()) {
+    log_error("scheduled " + kind + " of '" + database + "' failed: " + result.status().message(), fields);
+  } else if (kind == "rotate") {
+    for (const json& r : (*result)["rotations"])
+      if (r.value("error", "").empty())
+        log_info("rotation of '" + database + "' on target '" + r.value("target", "") + "': kept " +
+                     std::to_string(r["kept"].size()) + ", removed " + std::to_string(r["removed"].size()),
+                 fields);
+    for (const json& p : (*result)["prunes"])
+      if (p.value("error", "").empty())
+        log_info("prune of target '" + p.value("target", "") + "': " +
+                     std::to_string(p.value("packs_removed", 0)) + " pack(s), " +
+                     std::to_string(p.value("bytes_removed", uint64_t{0})) + " bytes deleted",
+                 fields);
+    for (const json& e : (*result)["errors"])
+      log_error("rotation of '" + database + "' failed: " + e.value("error", ""), fields);
+  } else {
+    for (const json& v : (*result)["results"]) {
+      if (v.value("ok", false))
+        log_info("scheduled verification of backup " + v.value("id", "") + " on target '" +
+                     v.value("target", "") + "': OK",
+                 {database, v.value("id", "")});
+      else
+        log_error("scheduled verification of backup " + v.value("id", "") + " on target '" +
+                      v.value("target", "") + "' FAILED: " + v.value("error", ""),
+                  {database, v.value("id", "")});
+    }
+  }
+  if (auto it = databases_.find(database); it != databases_.end()) {
+    it->second.maintenance_running = false;
+    run_pending_maintenance(database);
+  }
+  if (stopping_ && idle()) io_.stop();
+}
+
 // ---- shutdown ----
 
 void Daemon::remove_own_temporaries() const {
@@ -497,7 +605,7 @@ void Daemon::remove_own_temporaries() const {
 
 bool Daemon::idle() const {
   for (const auto& [name, state] : databases_)
-    if (state.running) return false;
+    if (state.running || state.maintenance_running) return false;
   return true;
 }
 

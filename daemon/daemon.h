@@ -62,11 +62,25 @@ class Daemon {
   void remove_own_temporaries() const;
 
  private:
+  // A calendar-driven maintenance job of one database: rotation (retention
+  // and prune) or the scheduled verification of its newest backups.
+  struct MaintenanceTimer {
+    std::string kind;  // "rotate" | "verify"
+    std::optional<CalendarSpec> spec;
+    std::optional<int64_t> next_us;
+  };
+
   struct DatabaseState {
     DatabaseConfig config;
     std::optional<CalendarSpec> schedule;
     std::optional<int64_t> next_backup_us;
     std::shared_ptr<RunningJob> running;
+    MaintenanceTimer rotate{"rotate", {}, {}};
+    MaintenanceTimer verify{"verify", {}, {}};
+    // A maintenance job runs on the pool; one at a time per database, never
+    // beside its backup. Those that come due meanwhile wait here.
+    bool maintenance_running = false;
+    std::vector<std::string> maintenance_pending;
   };
 
   // Commands.
@@ -81,6 +95,12 @@ class Daemon {
   void finish_when_drained(const std::shared_ptr<RunningJob>& job);
   void finish_job(const std::shared_ptr<RunningJob>& job, const Status& status,
                   std::vector<TargetOutcome> outcomes);
+  // Rotation and scheduled verification.
+  void maintenance_due(const std::string& database, const std::string& kind);
+  void start_maintenance(const std::string& database, const std::string& kind);
+  void finish_maintenance(const std::string& database, const std::string& kind,
+                          const Result<nlohmann::json>& result);
+  void run_pending_maintenance(const std::string& database);
 
   // Configuration and schedule.
   Status reload(const std::string& why);

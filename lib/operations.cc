@@ -154,7 +154,21 @@ Result<json> list_backups(Workspace& ws, const std::string& database, const std:
     return a.first.created_unix_ms > b.first.created_unix_ms;
   });
   json arr = json::array();
-  for (const auto& [m, t] : all) arr.push_back(manifest_summary(m, t));
+  Catalog* catalog = ws.catalog();
+  for (const auto& [m, t] : all) {
+    json summary = manifest_summary(m, t);
+    // The newest verification after the backup (scheduled or asked for); null
+    // when there was none, or the history is elsewhere (a fresh host).
+    summary["last_verification"] = nullptr;
+    if (catalog != nullptr) {
+      auto v = catalog->last_job_for_backup("verify", m.id, t);
+      if (v.ok() && v->has_value())
+        summary["last_verification"] = {{"time", format_iso_utc((*v)->started_at_ms)},
+                                         {"result", (*v)->result},
+                                         {"error", (*v)->error}};
+    }
+    arr.push_back(std::move(summary));
+  }
   return json{{"backups", arr}};
 }
 
@@ -208,6 +222,34 @@ Result<json> verify_backups(Workspace& ws, const std::vector<std::string>& ids,
     ws.record(finished_job("verify", ref.database, repo->target_name(), ref.id, started,
                            ws.now_ms(), m.ok() ? &*m : nullptr,
                            error.empty() ? Status::Ok() : Status::Corruption(error)));
+  }
+  return json{{"results", results}};
+}
+
+Result<json> verify_latest(Workspace& ws, const DatabaseConfig& db) {
+  json results = json::array();
+  for (const std::string& target : db.settings.targets) {
+    auto repo = ws.repository(target, false);
+    if (!repo.ok()) {
+      if (repo.status().code() == ErrorCode::kNotFound) continue;  // nothing there yet
+      results.push_back({{"id", ""}, {"database", db.name}, {"target", target}, {"ok", false},
+                         {"error", repo.status().message()}});
+      continue;
+    }
+    auto refs = (*repo)->list_manifest_refs(db.name);
+    if (!refs.ok()) return refs.status();
+    // Ids sort in creation order.
+    std::sort(refs->begin(), refs->end(),
+              [](const ManifestRef& a, const ManifestRef& b) { return a.id > b.id; });
+    std::vector<std::string> ids;
+    for (const ManifestRef& ref : *refs) {
+      if (static_cast<int>(ids.size()) >= db.settings.verify_latest) break;
+      ids.push_back(ref.id);
+    }
+    if (ids.empty()) continue;
+    auto r = verify_backups(ws, ids, "", false, target);
+    if (!r.ok()) return r.status();
+    for (json& v : (*r)["results"]) results.push_back(std::move(v));
   }
   return json{{"results", results}};
 }

@@ -75,6 +75,10 @@ Result<nlohmann::json> show_backup(Workspace& ws, const std::string& id, const s
 Result<nlohmann::json> verify_backups(Workspace& ws, const std::vector<std::string>& ids,
                                       const std::string& database, bool all, const std::string& target);
 
+// Verifies the newest `verify_latest` backups of DB on each of its targets:
+// the scheduled restore test. Same document as verify_backups.
+Result<nlohmann::json> verify_latest(Workspace& ws, const DatabaseConfig& db);
+
 struct RestoreRequest {
   std::string what;  // backup id, or database name with `at`
   std::string to, at, target;
