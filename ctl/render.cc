@@ -2,11 +2,29 @@
 
 #include "ctl/format.h"
 
+#include <clocale>
+#include <cstring>
+
+#include "ctl/report_render.h"
+
 namespace sqlbak::ctl {
 
 using nlohmann::json;
 
 namespace {
+
+// Block characters for the report's chart only where the terminal's locale
+// can show them.
+bool locale_is_utf8() {
+  const char* names[] = {"LC_ALL", "LC_CTYPE", "LANG"};
+  for (const char* n : names) {
+    const char* v = std::getenv(n);
+    if (v != nullptr && *v != '\0')
+      return std::strstr(v, "UTF-8") != nullptr || std::strstr(v, "utf8") != nullptr ||
+             std::strstr(v, "UTF8") != nullptr || std::strstr(v, "utf-8") != nullptr;
+  }
+  return false;
+}
 
 uint64_t u64(const json& j, const char* key) { return j.value(key, uint64_t{0}); }
 std::string str(const json& j, const char* key) { return j.value(key, std::string()); }
@@ -167,6 +185,7 @@ void render(const std::string& command, const json& result, std::ostream& out, s
   if (command == "status") return render_status(result, out);
   if (command == "health") return render_health(result, out);
   if (command == "rotate") return render_rotate(result, out, err);
+  if (command == "report") return render_report(result, out, locale_is_utf8());
   if (command == "restore") {
     out << "restored backup " << str(result, "id") << " of " << str(result, "database") << " ("
         << str(result, "created") << ", " << human_bytes(u64(result, "bytes")) << ") from "

@@ -36,7 +36,9 @@ std::string str(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-std::string bytes_text(double bytes) { return human_bytes(static_cast<uint64_t>(std::llround(std::max(0.0, bytes)))); }
+std::string bytes_text(double bytes) {
+  return human_bytes(static_cast<uint64_t>(std::llround(std::max(0.0, bytes))));
+}
 
 std::string percent_text(const json& j, const char* key) {
   if (!has_number(j, key)) return "-";
@@ -76,8 +78,8 @@ std::string bar(double value, double max, bool unicode) {
   int cells = 0;
   if (unicode) {
     // U+2588 FULL BLOCK, then U+2589..U+258F: seven eighths down to one eighth.
-    static const char* const kPartial[8] = {"", "\u258F", "\u258E", "\u258D", "\u258C",
-                                            "\u258B", "\u258A", "\u2589"};
+    static const char* const kPartial[8] = {"",       "\u258F", "\u258E", "\u258D",
+                                            "\u258C", "\u258B", "\u258A", "\u2589"};
     for (long i = 0; i < units / 8; ++i, ++cells) out += "\u2588";
     if (units % 8 != 0) {
       out += kPartial[units % 8];
@@ -96,16 +98,29 @@ struct ChartRow {
 };
 
 // Per-day entries grouped into at most about kMaxChartLines rows; TITLE says
-// what a row stands for.
-std::vector<ChartRow> chart_rows(const json& per_day, std::string* title) {
+// what a row stands for. A long window (all history, say) starts at its first
+// day with a backup; SKIPPED says which leading days were left out.
+std::vector<ChartRow> chart_rows(const json& per_day, std::string* title, std::string* skipped) {
   std::vector<ChartRow> rows;
-  const size_t n = per_day.size();
-  enum { kDay, kWeek, kMonth } grouping = n <= kMaxChartLines ? kDay : n <= kMaxChartLines * 7 ? kWeek : kMonth;
+  size_t first = 0;
+  if (per_day.size() > kMaxChartLines) {
+    while (first + 1 < per_day.size() && i64(per_day[first], "backups") == 0) ++first;
+    if (first > 0)
+      *skipped = "no backups from " + str(per_day[0], "date") + " to " + str(per_day[first - 1], "date");
+  }
+  const size_t n = per_day.size() - first;
+  enum {
+    kDay,
+    kWeek,
+    kMonth
+  } grouping = n <= kMaxChartLines       ? kDay
+               : n <= kMaxChartLines * 7 ? kWeek
+                                         : kMonth;
   *title = grouping == kDay    ? "Stored per day"
            : grouping == kWeek ? "Stored per week (7 days from the date shown)"
                                : "Stored per month";
   for (size_t i = 0; i < n; ++i) {
-    const json& d = per_day[i];
+    const json& d = per_day[first + i];
     const std::string date = str(d, "date");
     const std::string label = grouping == kMonth ? date.substr(0, 7) : date;
     const bool start_new = rows.empty() || (grouping == kDay) || (grouping == kWeek && i % 7 == 0) ||
@@ -134,23 +149,24 @@ void render_totals(const json& t, const json& verifications, std::ostream& out) 
   out << "Backups        " << i64(t, "backups") << ": " << i64(t, "successes") << " succeeded, "
       << i64(t, "failures") << " failed, " << i64(t, "cancelled") << " cancelled; success rate "
       << percent_text(t, "success_rate") << "\n";
-  out << "Duration       mean " << millis_text(t, "mean_duration_ms") << ", max " << millis_text(t, "max_duration_ms")
-      << "\n";
+  out << "Duration       mean " << millis_text(t, "mean_duration_ms") << ", max "
+      << millis_text(t, "max_duration_ms") << "\n";
   out << "Database size  mean " << mean_bytes_text(t, "mean_database_bytes") << "\n";
   out << "Compression    mean " << ratio_value_text(t, "mean_ratio") << " (pages stored / bytes written)\n";
   out << "Stored         " << bytes_text(f64(t, "stored_bytes")) << ", "
       << bytes_text(f64(t, "stored_bytes_per_day")) << " a day\n";
   const json& r = t.contains("requests") && t["requests"].is_object() ? t["requests"] : json::object();
-  out << "Uploaded       " << bytes_text(f64(t, "uploaded_bytes")) << "; requests: " << i64(r, "put") << " put, "
-      << i64(r, "get") << " get, " << i64(r, "list") << " list, " << i64(r, "delete") << " delete\n";
-  out << "Verifications  " << count_text(i64(verifications, "runs"), "run") << ", " << i64(verifications, "failures")
-      << " failed\n";
+  out << "Uploaded       " << bytes_text(f64(t, "uploaded_bytes")) << "; requests: " << i64(r, "put")
+      << " put, " << i64(r, "get") << " get, " << i64(r, "list") << " list, " << i64(r, "delete")
+      << " delete\n";
+  out << "Verifications  " << count_text(i64(verifications, "runs"), "run") << ", "
+      << i64(verifications, "failures") << " failed\n";
 }
 
 void render_databases(const json& databases, std::ostream& out) {
-  std::vector<std::vector<std::string>> rows{{"DATABASE", "BACKUPS", "FAILED", "SUCCESS", "MEAN TIME", "MAX TIME",
-                                              "MEAN SIZE", "RATIO", "CHANGED", "STORED", "PER DAY",
-                                              "LAST SUCCESS"}};
+  std::vector<std::vector<std::string>> rows{{"DATABASE", "BACKUPS", "FAILED", "SUCCESS", "MEAN TIME",
+                                              "MAX TIME", "MEAN SIZE", "RATIO", "CHANGED", "STORED",
+                                              "PER DAY", "LAST SUCCESS"}};
   for (const json& d : databases) {
     rows.push_back({str(d, "name"), std::to_string(i64(d, "backups")), std::to_string(i64(d, "failures")),
                     percent_text(d, "success_rate"), millis_text(d, "mean_duration_ms"),
@@ -163,16 +179,19 @@ void render_databases(const json& databases, std::ostream& out) {
 }
 
 void render_chart(const json& per_day, bool unicode, std::ostream& out) {
-  std::string title;
-  const std::vector<ChartRow> rows = chart_rows(per_day, &title);
+  std::string title, skipped;
+  const std::vector<ChartRow> rows = chart_rows(per_day, &title, &skipped);
   int64_t max = 0;
   for (const ChartRow& r : rows) max = std::max(max, r.stored);
-  out << title << (max > 0 ? ", longest bar = " + human_bytes(static_cast<uint64_t>(max)) : std::string()) << ":\n";
+  out << title << (max > 0 ? ", longest bar = " + human_bytes(static_cast<uint64_t>(max)) : std::string())
+      << ":\n";
+  if (!skipped.empty()) out << "(" << skipped << ")\n";
   size_t label_width = 0;
   for (const ChartRow& r : rows) label_width = std::max(label_width, r.label.size());
   for (const ChartRow& r : rows) {
     char size[32];
-    std::snprintf(size, sizeof size, "%10s", human_bytes(static_cast<uint64_t>(std::max<int64_t>(0, r.stored))).c_str());
+    std::snprintf(size, sizeof size, "%10s",
+                  human_bytes(static_cast<uint64_t>(std::max<int64_t>(0, r.stored))).c_str());
     out << r.label << std::string(label_width - r.label.size(), ' ') << "  "
         << bar(static_cast<double>(r.stored), static_cast<double>(max), unicode) << " " << size << "  "
         << count_text(r.backups, "backup");
@@ -185,8 +204,8 @@ void render_chart(const json& per_day, bool unicode, std::ostream& out) {
 
 void render_report(const json& report, std::ostream& out, bool unicode_chart) {
   const std::string database = str(report, "database");
-  out << "Backup report, last " << count_text(i64(report, "days"), "day") << " (" << str(report, "from") << " .. "
-      << str(report, "to") << "), " << (database.empty() ? "all databases" : "database " + database)
+  out << "Backup report, last " << count_text(i64(report, "days"), "day") << " (" << str(report, "from")
+      << " .. " << str(report, "to") << "), " << (database.empty() ? "all databases" : "database " + database)
       << ", generated " << str(report, "generated") << "\n\n";
 
   const json empty = json::object();

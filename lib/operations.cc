@@ -7,6 +7,7 @@
 
 #include "lib/target_store.h"
 #include "lib/health.h"
+#include "lib/report.h"
 #include "lib/restore.h"
 #include "lib/rotation.h"
 #include "lib/timefmt.h"
@@ -299,6 +300,15 @@ Result<json> run_query(Workspace& ws, const Request& request) {
     return verify_backups(ws, arg_strings(a, "ids"), arg_text(a, "database"), a.value("all", false),
                           arg_text(a, "target"));
   if (request.command == "health") return check_health(ws, arg_text(a, "database"));
+  if (request.command == "report") {
+    Catalog* catalog = ws.catalog();
+    if (catalog == nullptr)
+      return Status::IOError("no job history: the catalog in " + ws.config().state_dir +
+                             " cannot be opened");
+    const json& days = a.contains("days") ? a["days"] : json(7);
+    if (!days.is_number_integer()) return Status::Usage("report: days must be a whole number");
+    return build_report(*catalog, days.get<int>(), arg_text(a, "database"), ws.now_ms());
+  }
   if (request.command == "rotate")
     return rotate(ws, RotateRequest{arg_text(a, "database"), a.value("dry_run", false)});
   return Status::Usage("'" + request.command + "' is not a query");

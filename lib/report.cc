@@ -158,7 +158,7 @@ struct ErrorFigures {
 // (no calendar day is that short, DST or not); sorting keeps the list right
 // even where a zone turns its clocks back across midnight.
 std::vector<std::string> window_dates(int64_t since, int64_t now, const LocalDateFunction& date_of) {
-  constexpr int64_t kStepMs = 6 * 3'600'000;
+  constexpr int64_t kStepMs = int64_t{6} * 3'600'000;
   std::vector<std::string> dates;
   for (int64_t t = since; t < now; t += kStepMs) {
     std::string d = date_of(t);
@@ -215,8 +215,8 @@ void recommend(const std::string& name, const Figures& f, int days, std::vector<
     const std::string err = f.top_error();
     if (!err.empty()) msg += " (most frequent error: " + err + ")";
     msg += "; fix the cause and run `sqlbakctl backup " + name + "`.";
-    out->push_back(recommendation(name, "no_successful_backup", "critical", static_cast<double>(f.backups),
-                                  0, msg));
+    out->push_back(
+        recommendation(name, "no_successful_backup", "critical", static_cast<double>(f.backups), 0, msg));
   } else if (f.backups > 0) {
     const double failure_rate = static_cast<double>(f.failures) / static_cast<double>(f.backups);
     if (failure_rate > kMaxFailureRate) {
@@ -254,8 +254,8 @@ void recommend(const std::string& name, const Figures& f, int days, std::vector<
   if (f.changed_fraction.count() >= kFullMinBackups && f.changed_fraction.value() >= kFullFraction) {
     out->push_back(recommendation(
         name, "full_every_time", "info", f.changed_fraction.value(), kFullFraction,
-        name + ": its backups store " + percent(f.changed_fraction.value()) + " of the pages on average over " +
-            plural(f.changed_fraction.count(), "backup") +
+        name + ": its backups store " + percent(f.changed_fraction.value()) +
+            " of the pages on average over " + plural(f.changed_fraction.count(), "backup") +
             ", so page-level increments save nothing; if a VACUUM runs before each backup, run it less "
             "often, or back up less often."));
   }
@@ -375,10 +375,11 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
   if (ranked.size() > kTopErrors) ranked.resize(kTopErrors);
   json errors_json = json::array();
   for (const auto& [text, e] : ranked) {
-    errors_json.push_back({{"error", text},
-                           {"count", e.count},
-                           {"last", format_iso_utc(e.last_ms)},
-                           {"databases", json(std::vector<std::string>(e.databases.begin(), e.databases.end()))}});
+    errors_json.push_back(
+        {{"error", text},
+         {"count", e.count},
+         {"last", format_iso_utc(e.last_ms)},
+         {"databases", json(std::vector<std::string>(e.databases.begin(), e.databases.end()))}});
   }
 
   return json{{"days", days},

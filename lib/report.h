@@ -137,9 +137,9 @@ using LocalDateFunction = std::function<std::string(int64_t unix_ms)>;
 std::string local_date(int64_t unix_ms);
 
 struct ReportOptions {
-  int days = 7;                // REQUIRES: kReportMinDays <= days <= kReportMaxDays
-  int64_t now_ms = 0;          // the end of the window (Unix milliseconds)
-  std::string database;        // only this database; empty for all
+  int days = 7;          // REQUIRES: kReportMinDays <= days <= kReportMaxDays
+  int64_t now_ms = 0;    // the end of the window (Unix milliseconds)
+  std::string database;  // only this database; empty for all
   LocalDateFunction local_date = sqlbak::local_date;
 };
 
@@ -151,7 +151,6 @@ nlohmann::json compute_report(const std::vector<JobRecord>& jobs, const ReportOp
 // Reads the window from CATALOG and computes the report in local time.
 // kUsage when DAYS is outside kReportMinDays..kReportMaxDays; catalog errors
 // as they come.
-Result<nlohmann::json> build_report(Catalog& catalog, int days, const std::string& database,
-                                    int64_t now_ms);
+Result<nlohmann::json> build_report(Catalog& catalog, int days, const std::string& database, int64_t now_ms);
 
 }  // namespace sqlbak
