@@ -1,5 +1,9 @@
 #include "lib/restore.h"
 
+#include <csignal>
+
+#include <dirent.h>
+
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -184,6 +188,27 @@ Status rebuild_image(const Repository& repo, const Manifest& m, int fd, int thre
   return first_error;
 }
 
+// Temporary images are named PREFIX<pid>-<random><suffix>. Removes those in
+// DIR whose process is gone: what a restore or verify killed with SIGKILL
+// left behind. Another live process's file is never touched.
+void remove_dead_temporaries(const std::string& dir, const std::string& prefix) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      ::unlink((dir + "/" + name).c_str());
+  }
+  ::closedir(d);
+}
+
+std::string temporary_name(const std::string& prefix) {
+  return prefix + std::to_string(::getpid()) + "-" + random_hex();
+}
+
 Status restore_backup(const Repository& repo, const Manifest& m, const std::string& path, bool force) {
   const std::string what = "backup " + m.id;
   struct stat st {};
@@ -196,7 +221,9 @@ Status restore_backup(const Repository& repo, const Manifest& m, const std::stri
   const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
   const std::string base = path.substr(path.rfind('/') + 1);
   if (base.empty()) return Status::InvalidArgument("'" + path + "' names a directory, not a file");
-  TempImage tmp(dir + "/." + base + ".sqlbak-restore-" + random_hex());
+  const std::string prefix = "." + base + ".sqlbak-restore-";
+  remove_dead_temporaries(dir, prefix);
+  TempImage tmp(dir + "/" + temporary_name(prefix));
   SQLBAK_RETURN_IF_ERROR(tmp.create(static_cast<uint64_t>(m.page_size) * m.page_count));
   SQLBAK_RETURN_IF_ERROR(rebuild_image(repo, m, tmp.fd(), 2).WithContext(what));
   SQLBAK_RETURN_IF_ERROR(tmp.sync_and_close());
@@ -221,7 +248,8 @@ Status restore_backup(const Repository& repo, const Manifest& m, const std::stri
 Result<std::string> verify_backup(const Repository& repo, const Manifest& m,
                                   const std::string& scratch_dir, VerifyMode mode) {
   const std::string what = "backup " + m.id;
-  TempImage tmp(scratch_dir + "/verify-" + m.id + "-" + random_hex() + ".db");
+  remove_dead_temporaries(scratch_dir, "verify-");
+  TempImage tmp(scratch_dir + "/" + temporary_name("verify-") + ".db");
   SQLBAK_RETURN_IF_ERROR(tmp.create(static_cast<uint64_t>(m.page_size) * m.page_count)
                              .WithContext("scratch directory"));
   SQLBAK_RETURN_IF_ERROR(rebuild_image(repo, m, tmp.fd(), 2).WithContext(what));
