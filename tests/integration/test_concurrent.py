@@ -20,42 +20,7 @@ ACCOUNTS = 200
 INITIAL_BALANCE = 1000
 BACKUPS_PER_MODE = 5
 
-WRITER_CODE = r"""
-import json, os, random, sqlite3, sys, time
-db, stop, ready, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-rng = random.Random(seed)
-con = sqlite3.connect(db, timeout=2.0, isolation_level=None)
-con.execute("PRAGMA busy_timeout=2000")
-n = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
-commits = busy = 0
-parent = os.getppid()
-open(ready, "w").close()
-while not os.path.exists(stop) and os.getppid() == parent:
-    a, b = rng.sample(range(1, n + 1), 2)
-    amount = rng.randint(1, 100)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        con.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (amount, a))
-        con.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?", (amount, b))
-        con.execute("UPDATE meta SET counter = counter + 1 WHERE id = 1")
-        con.execute("INSERT INTO log(n, a, b, amount, pad) "
-                    "SELECT counter, ?, ?, ?, randomblob(?) FROM meta WHERE id = 1",
-                    (a, b, amount, rng.randint(10, 600)))
-        con.execute("COMMIT")
-        commits += 1
-    except sqlite3.OperationalError as e:
-        msg = str(e).lower()
-        if "locked" not in msg and "busy" not in msg:
-            raise
-        busy += 1
-        try:
-            con.execute("ROLLBACK")
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(rng.uniform(0, 0.005))
-con.close()
-print(json.dumps({"commits": commits, "busy": busy}))
-"""
+WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bank_writer.py")
 
 
 def create_bank(path, mode):
@@ -105,11 +70,11 @@ def read_counter(path):
 class ConcurrentWriter(T.EnvTestCase):
     env_kwargs = {"step_pages": 16}
 
-    def start_writer(self, db, tag):
+    def start_writer(self, db, tag, chaos=False):
         stop = self.env.path("stop-" + tag)
         ready = self.env.path("ready-" + tag)
-        p = self.env.spawn([sys.executable, "-c", WRITER_CODE, db, stop, ready,
-                            str(self.rng.randrange(1 << 30))],
+        p = self.env.spawn([sys.executable, WRITER, db, stop, ready,
+                            str(self.rng.randrange(1 << 30))] + (["--chaos"] if chaos else []),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while not os.path.exists(ready):
@@ -165,6 +130,31 @@ class ConcurrentWriter(T.EnvTestCase):
 
     def test_wal(self):
         self.run_mode("wal")
+
+    def run_chaos(self, mode):
+        """Two writer processes, with checkpoints forced at random, VACUUM and schema
+        changes between their transactions, while backups are taken one after the
+        other: every backup restores to a state where the invariants hold."""
+        name = "chaos_" + mode
+        db = self.env.add_database(name)
+        create_bank(db, mode)
+        writers = [self.start_writer(db, "%s-%d" % (name, i), chaos=True) for i in range(2)]
+        backups = [self.env.backup_one(name) for _ in range(BACKUPS_PER_MODE)]
+        stats = [self.stop_writer(p, stop) for p, stop in writers]
+        commits = sum(s["commits"] for s in stats)
+        self.assertGreater(sum(s["chaos"] for s in stats), 0, "no chaos happened: %r" % stats)
+        self.assertEqual(check_bank(self, db, "source after the writers stopped"), commits)
+        self.env.verify_all()
+        counters = [check_bank(self, self.env.restore(b["id"]), "restored %s" % b["id"])
+                    for b in backups]
+        self.assertEqual(counters, sorted(counters))
+        sys.stderr.write("[chaos %s] writers: %r; counters in backups: %r\n" % (mode, stats, counters))
+
+    def test_chaos_wal(self):
+        self.run_chaos("wal")
+
+    def test_chaos_rollback_journal(self):
+        self.run_chaos("delete")
 
     def test_rollback_journal(self):
         self.run_mode("delete")
