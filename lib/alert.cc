@@ -55,8 +55,8 @@ std::string body_text(std::string_view text) {
 
 bool shell_safe(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-           c == '.' || c == '/' || c == ':' || c == '@' || c == '=' || c == '+' || c == ',';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.' || c == '/' || c == ':' || c == '@' || c == '=' || c == '+' || c == ',';
   });
 }
 
@@ -151,7 +151,8 @@ std::vector<std::pair<std::string, std::string>> facts(const AlertEvent& e) {
   if (!e.job.empty()) rows.emplace_back("Job", one_line(e.job));
   if (!e.backup_id.empty()) rows.emplace_back("Backup", one_line(e.backup_id));
   if (e.kind == AlertKind::kHealth)
-    rows.emplace_back("Health", (e.health_old.empty() ? std::string("UNKNOWN") : one_line(e.health_old)) + " -> " +
+    rows.emplace_back("Health", (e.health_old.empty() ? std::string("UNKNOWN") : one_line(e.health_old)) +
+                                    " -> " +
                                     (e.health_new.empty() ? std::string("UNKNOWN") : one_line(e.health_new)));
   rows.emplace_back("Severity", to_string(e.severity));
   rows.emplace_back("Time", format_iso_utc(e.time_ms));
@@ -177,20 +178,28 @@ size_t utf8_char_length(std::string_view text, size_t i) {
 
 const char* to_string(AlertKind kind) {
   switch (kind) {
-    case AlertKind::kFailure: return "failure";
-    case AlertKind::kSuccess: return "success";
-    case AlertKind::kHealth: return "health";
-    case AlertKind::kTest: return "test";
+    case AlertKind::kFailure:
+      return "failure";
+    case AlertKind::kSuccess:
+      return "success";
+    case AlertKind::kHealth:
+      return "health";
+    case AlertKind::kTest:
+      return "test";
   }
   return "?";
 }
 
 const char* to_string(AlertSeverity severity) {
   switch (severity) {
-    case AlertSeverity::kInfo: return "info";
-    case AlertSeverity::kOk: return "ok";
-    case AlertSeverity::kWarning: return "warning";
-    case AlertSeverity::kCritical: return "critical";
+    case AlertSeverity::kInfo:
+      return "info";
+    case AlertSeverity::kOk:
+      return "ok";
+    case AlertSeverity::kWarning:
+      return "warning";
+    case AlertSeverity::kCritical:
+      return "critical";
   }
   return "?";
 }
@@ -298,7 +307,7 @@ std::vector<std::string> alert_next_steps(const AlertEvent& e) {
   switch (e.kind) {
     case AlertKind::kFailure:
       if (e.job == "verify") {
-        steps.push_back(!e.backup_id.empty() ? "sqlbakctl verify " + shell_quote(e.backup_id) + target
+        steps.push_back(!e.backup_id.empty()  ? "sqlbakctl verify " + shell_quote(e.backup_id) + target
                         : !e.database.empty() ? "sqlbakctl verify --db " + db + target
                                               : "sqlbakctl verify --all" + target);
       } else if (e.job == "rotate" || e.job == "prune") {
@@ -351,24 +360,26 @@ std::string render_alert_text(const AlertEvent& e) {
   out += "\nWhat to do next:\n";
   for (const std::string& step : alert_next_steps(e)) out += "  " + step + "\n";
   if (e.folded > 0) out += "\n" + folded_note(e) + "\n";
-  out += "\n-- \nsqlbak on " + host_of(e) + ". Alert channels and `on:` events are set under `alerts:` in the\n"
+  out += "\n-- \nsqlbak on " + host_of(e) +
+         ". Alert channels and `on:` events are set under `alerts:` in the\n"
          "sqlbak configuration; identical alerts are folded for `alerts.repeat_after`.\n";
   return out;
 }
 
 std::string render_alert_html(const AlertEvent& e) {
-  const char* color = e.severity == AlertSeverity::kCritical ? "#b00020"
+  const char* color = e.severity == AlertSeverity::kCritical  ? "#b00020"
                       : e.severity == AlertSeverity::kWarning ? "#a05a00"
                       : e.severity == AlertSeverity::kOk      ? "#1b6e20"
                                                               : "#1f4e8c";
-  std::string out =
-      "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>" + html_escape(alert_summary(e)) +
-      "</title></head>\n<body style=\"font-family: sans-serif; color: #222;\">\n";
+  std::string out = "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>" +
+                    html_escape(alert_summary(e)) +
+                    "</title></head>\n<body style=\"font-family: sans-serif; color: #222;\">\n";
   out += "<h2 style=\"color: " + std::string(color) + ";\">" + html_escape(alert_summary(e)) + "</h2>\n";
   out += "<p>" + html_escape(what_happened(e)) + "</p>\n";
   if (!e.error.empty()) {
-    out += "<h3>" + std::string(error_label(e)) + "</h3>\n<pre style=\"background: #f4f4f4; padding: 8px;\">" +
-           html_escape(body_text(e.error)) + "</pre>\n";
+    out += "<h3>" + std::string(error_label(e)) +
+           "</h3>\n<pre style=\"background: #f4f4f4; padding: 8px;\">" + html_escape(body_text(e.error)) +
+           "</pre>\n";
   }
   out += "<table style=\"border-collapse: collapse;\">\n";
   for (const auto& [label, value] : facts(e)) {
@@ -454,7 +465,8 @@ std::string render_alert_webhook(const AlertEvent& e) {
   doc["time"] = format_iso_utc(e.time_ms);
   doc["time_unix_ms"] = e.time_ms;
   doc["folded"] = e.folded;
-  doc["folded_since"] = e.folded > 0 ? ordered_json(format_iso_utc(e.folded_since_ms)) : ordered_json(nullptr);
+  doc["folded_since"] =
+      e.folded > 0 ? ordered_json(format_iso_utc(e.folded_since_ms)) : ordered_json(nullptr);
   doc["next_steps"] = alert_next_steps(e);
   return doc.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
 }
@@ -464,12 +476,23 @@ std::string html_escape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -576,7 +599,8 @@ std::string encode_header_text(std::string_view raw, size_t name_length) {
   size_t i = 0;
   while (i < text.size()) {
     const size_t prefix = out.empty() ? column : 1;
-    const size_t room = std::min<size_t>(75, kMaxHeaderColumns - std::min(prefix, kMaxHeaderColumns - 16)) - 12;
+    const size_t room =
+        std::min<size_t>(75, kMaxHeaderColumns - std::min(prefix, kMaxHeaderColumns - 16)) - 12;
     const size_t max_bytes = std::max<size_t>(room / 4 * 3, 3);
     size_t end = i;
     while (end < text.size()) {
@@ -629,7 +653,8 @@ AlertFolder::Decision AlertFolder::offer(const AlertEvent& e, int64_t now_ms) {
     ++entry.folded;
     return {.send = false};
   }
-  Decision d{.send = true, .folded = entry.folded, .folded_since_ms = entry.folded > 0 ? entry.last_sent_ms : 0};
+  Decision d{
+      .send = true, .folded = entry.folded, .folded_since_ms = entry.folded > 0 ? entry.last_sent_ms : 0};
   entry.last_sent_ms = now_ms;
   entry.folded = 0;
   return d;

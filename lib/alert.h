@@ -36,15 +36,15 @@ std::optional<AlertKind> parse_alert_kind(std::string_view name);
 struct AlertEvent {
   AlertKind kind = AlertKind::kFailure;
   AlertSeverity severity = AlertSeverity::kCritical;
-  std::string host;       // the machine sqlbakd runs on (AlertDispatcher fills it when empty)
-  std::string database;   // empty when the event concerns no single database
-  std::string target;     // empty when it concerns no single target
-  std::string backup_id;  // the backup made or concerned, may be empty
-  std::string job;        // failure/success: "backup", "verify", "rotate", "prune"
-  std::string error;      // failure: the error text; health: the findings (one per line)
-  std::string details;    // optional free text (sizes and duration of a success, ...)
+  std::string host;                    // the machine sqlbakd runs on (AlertDispatcher fills it when empty)
+  std::string database;                // empty when the event concerns no single database
+  std::string target;                  // empty when it concerns no single target
+  std::string backup_id;               // the backup made or concerned, may be empty
+  std::string job;                     // failure/success: "backup", "verify", "rotate", "prune"
+  std::string error;                   // failure: the error text; health: the findings (one per line)
+  std::string details;                 // optional free text (sizes and duration of a success, ...)
   std::string health_old, health_new;  // health: "OK", "WARNING", "CRITICAL", "UNKNOWN"
-  int64_t time_ms = 0;    // when it happened, Unix ms (AlertDispatcher fills it when 0)
+  int64_t time_ms = 0;                 // when it happened, Unix ms (AlertDispatcher fills it when 0)
   // Set by storm control: identical alerts not sent since FOLDED_SINCE_MS (the
   // time the previous one of them was sent). 0 when nothing was folded.
   uint64_t folded = 0;

@@ -23,7 +23,8 @@ constexpr size_t kMaxResponseBytes = 2048;
 constexpr size_t kMaxResponseShown = 200;
 
 int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -35,8 +36,8 @@ void backoff(std::chrono::milliseconds delay, const AlertDeliveryOptions& o) {
   while (!cancelled(o)) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(deadline - now,
-                                                                              std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(50)));
   }
 }
 
@@ -251,8 +252,19 @@ Attempt smtp_try(const EmailAlertConfig& c, const std::string& message, const st
   curl_easy_getinfo(h.get(), CURLINFO_RESPONSE_CODE, &reply);
   Attempt a;
   a.error = curl_error(rc, errbuf, c.starttls);
-  if (reply >= 400 && a.error.find(std::to_string(reply)) == std::string::npos)
+  if (reply == 530) {
+    // "Authentication required" or "Must issue a STARTTLS command first".
+    if (!tls)
+      a.error += c.username.empty() ? " (the server wants STARTTLS or authentication first: see `starttls`, "
+                                      "`username` and `password_file`)"
+                                    : " (the server wants STARTTLS first: set `starttls: true`)";
+    else
+      a.error += c.username.empty()
+                     ? " (the server requires authentication: set `username` and `password_file`)"
+                     : " (the server requires authentication but offered no AUTH method)";
+  } else if (reply >= 400 && a.error.find(std::to_string(reply)) == std::string::npos) {
     a.error += " (SMTP reply " + std::to_string(reply) + ")";
+  }
   // An SMTP 5xx is the server's final word; 4xx asks to try later.
   a.retry = !permanent(rc) && !(reply >= 500 && reply < 600);
   return a;
@@ -474,23 +486,25 @@ struct AlertDispatcher::Shared {
   std::atomic<bool> cancel{false};
 
   std::mutex mu;
-  std::condition_variable idle;  // signalled when `running` drops
-  bool stopping = false;         // GUARDED_BY(mu)
-  int running = 0;               // GUARDED_BY(mu): deliveries between start and their last log line
-  AlertFolder folder;            // GUARDED_BY(mu)
+  std::condition_variable idle;           // signalled when `running` drops
+  bool stopping = false;                  // GUARDED_BY(mu)
+  int running = 0;                        // GUARDED_BY(mu): deliveries between start and their last log line
+  AlertFolder folder;                     // GUARDED_BY(mu)
   std::vector<DispatchChannel> channels;  // GUARDED_BY(mu)
 };
 
 namespace {
 
 // One delivery, run by the executor.
-void deliver(const std::shared_ptr<AlertDispatcher::Shared>& s, DispatchChannel channel, const AlertEvent& event);
+void deliver(const std::shared_ptr<AlertDispatcher::Shared>& s, DispatchChannel channel,
+             const AlertEvent& event);
 
 }  // namespace
 
 AlertDispatcher::AlertDispatcher(const AlertsConfig& config, std::string host, Executor executor, Logger log,
                                  AlertDeliveryOptions options)
-    : shared_(std::make_shared<Shared>(config, std::move(host), std::move(executor), std::move(log), options)) {
+    : shared_(
+          std::make_shared<Shared>(config, std::move(host), std::move(executor), std::move(log), options)) {
   ensure_curl_initialized();
 }
 
@@ -508,7 +522,8 @@ int AlertDispatcher::raise(AlertEvent event, int64_t now_ms) {
     std::vector<DispatchChannel*> wanted;
     for (DispatchChannel& c : s->channels) {
       const auto& on = c.on();
-      if (event.kind == AlertKind::kTest || std::find(on.begin(), on.end(), to_string(event.kind)) != on.end())
+      if (event.kind == AlertKind::kTest ||
+          std::find(on.begin(), on.end(), to_string(event.kind)) != on.end())
         wanted.push_back(&c);
     }
     if (wanted.empty()) return 0;
@@ -521,10 +536,9 @@ int AlertDispatcher::raise(AlertEvent event, int64_t now_ms) {
         ++c->status.dropped;
         if (!c->drop_logged) {
           c->drop_logged = true;
-          messages.push_back("alert: " + c->status.channel + " " + c->status.url + ": " +
-                             std::to_string(c->status.pending) +
-                             " deliveries already pending; dropping alerts until they finish: " +
-                             alert_summary(event));
+          messages.push_back(
+              "alert: " + c->status.channel + " " + c->status.url + ": " + std::to_string(c->status.pending) +
+              " deliveries already pending; dropping alerts until they finish: " + alert_summary(event));
         }
         continue;
       }
@@ -549,7 +563,8 @@ void AlertDispatcher::reconfigure(const AlertsConfig& config) {
     }
   }
   shared_->channels = std::move(channels);
-  shared_->folder.set_repeat_after(std::chrono::duration_cast<std::chrono::milliseconds>(config.repeat_after));
+  shared_->folder.set_repeat_after(
+      std::chrono::duration_cast<std::chrono::milliseconds>(config.repeat_after));
 }
 
 std::vector<AlertChannelStatus> AlertDispatcher::channel_status() const {
@@ -573,7 +588,8 @@ void AlertDispatcher::shutdown() {
 
 namespace {
 
-void deliver(const std::shared_ptr<AlertDispatcher::Shared>& s, DispatchChannel channel, const AlertEvent& event) {
+void deliver(const std::shared_ptr<AlertDispatcher::Shared>& s, DispatchChannel channel,
+             const AlertEvent& event) {
   const std::string& name = channel.status.channel;
   {
     std::lock_guard<std::mutex> lock(s->mu);

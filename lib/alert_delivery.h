@@ -32,10 +32,10 @@
 namespace sqlbak {
 
 struct AlertDeliveryOptions {
-  int attempts = 3;                                 // tries per delivery, >= 1
-  std::chrono::milliseconds first_backoff{1000};   // wait before the 2nd try; doubles after each
+  int attempts = 3;                               // tries per delivery, >= 1
+  std::chrono::milliseconds first_backoff{1000};  // wait before the 2nd try; doubles after each
   std::chrono::milliseconds connect_timeout{10000};
-  std::chrono::milliseconds timeout{30000};        // one whole try (connect, TLS, SMTP dialogue or HTTP)
+  std::chrono::milliseconds timeout{30000};  // one whole try (connect, TLS, SMTP dialogue or HTTP)
   // When set and true, waits end and transfers abort at once (shutdown).
   const std::atomic<bool>* cancel = nullptr;
 };

@@ -7,6 +7,7 @@
 
 #include "lib/target_store.h"
 #include "lib/health.h"
+#include "lib/metrics.h"
 #include "lib/report.h"
 #include "lib/restore.h"
 #include "lib/rotation.h"
@@ -295,6 +296,7 @@ Result<json> restore(Workspace& ws, const RestoreRequest& a) {
 Result<json> run_query(Workspace& ws, const Request& request) {
   const json& a = request.args;
   if (request.command == "list") return list_backups(ws, arg_text(a, "database"), arg_text(a, "target"));
+  if (request.command == "metrics") return collect_metrics(ws);
   if (request.command == "show") return show_backup(ws, arg_text(a, "id"), arg_text(a, "target"));
   if (request.command == "verify")
     return verify_backups(ws, arg_strings(a, "ids"), arg_text(a, "database"), a.value("all", false),
@@ -307,7 +309,12 @@ Result<json> run_query(Workspace& ws, const Request& request) {
                              " cannot be opened");
     const json& days = a.contains("days") ? a["days"] : json(7);
     if (!days.is_number_integer()) return Status::Usage("report: days must be a whole number");
-    return build_report(*catalog, days.get<int>(), arg_text(a, "database"), ws.now_ms());
+    // Range-checked as 64 bits: a huge value must not wrap into a valid int.
+    const int64_t n = days.get<int64_t>();
+    if (n < kReportMinDays || n > kReportMaxDays)
+      return Status::Usage("report: --days must be between " + std::to_string(kReportMinDays) +
+                           " and " + std::to_string(kReportMaxDays) + ", not " + std::to_string(n));
+    return build_report(*catalog, static_cast<int>(n), arg_text(a, "database"), ws.now_ms());
   }
   if (request.command == "rotate")
     return rotate(ws, RotateRequest{arg_text(a, "database"), a.value("dry_run", false)});

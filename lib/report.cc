@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 #include <ctime>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
@@ -56,7 +57,7 @@ json rate(int64_t part, int64_t whole) {
 // The figures of one set of jobs: the whole window, or one database.
 struct Figures {
   int64_t jobs = 0, backups = 0, successes = 0, failures = 0, cancelled = 0;
-  std::map<std::string, int64_t> kinds;
+  std::array<int64_t, kKinds.size()> kinds{};  // jobs of each of kKinds
   Mean duration, database_bytes, ratio, changed_fraction;
   std::optional<int64_t> max_duration, last_success_ms;
   int64_t stored = 0, uploaded = 0;
@@ -66,7 +67,9 @@ struct Figures {
 
   void add(const JobRecord& j) {
     ++jobs;
-    ++kinds[j.kind];
+    for (size_t k = 0; k < kKinds.size(); ++k) {
+      if (j.kind == kKinds[k]) ++kinds[k];
+    }
     uploaded += j.bytes_uploaded;
     put += j.put_requests;
     get += j.get_requests;
@@ -85,7 +88,7 @@ struct Figures {
       return;
     }
     if (j.result != "success") {
-      ++cancelled;
+      if (j.result == "cancelled") ++cancelled;
       return;
     }
     ++successes;
@@ -117,10 +120,7 @@ struct Figures {
 
   json to_json(int days) const {
     json k = json::object();
-    for (const char* kind : kKinds) {
-      auto it = kinds.find(kind);
-      k[kind] = it == kinds.end() ? 0 : it->second;
-    }
+    for (size_t i = 0; i < kKinds.size(); ++i) k[kKinds[i]] = kinds[i];
     return json{
         {"jobs", jobs},
         {"kinds", k},
@@ -154,20 +154,34 @@ struct ErrorFigures {
   std::set<std::string> databases;
 };
 
-// Every local date in [since, now]. Stepping by 6 h cannot jump over a date
-// (no calendar day is that short, DST or not); sorting keeps the list right
-// even where a zone turns its clocks back across midnight.
+// Every local date in [since, now]. Stepping by 8 h cannot jump over a date
+// (a DST change makes a day 1 or 2 hours shorter, not 16); sorting keeps the
+// list right where a zone turns its clocks back across midnight and a date
+// comes twice.
 std::vector<std::string> window_dates(int64_t since, int64_t now, const LocalDateFunction& date_of) {
-  constexpr int64_t kStepMs = int64_t{6} * 3'600'000;
+  constexpr int64_t kStepMs = int64_t{8} * 3'600'000;
   std::vector<std::string> dates;
+  dates.reserve(static_cast<size_t>((now - since) / kDayMs + 2));
   for (int64_t t = since; t < now; t += kStepMs) {
     std::string d = date_of(t);
     if (dates.empty() || dates.back() != d) dates.push_back(std::move(d));
   }
-  dates.push_back(date_of(now));
-  std::sort(dates.begin(), dates.end());
-  dates.erase(std::unique(dates.begin(), dates.end()), dates.end());
+  std::string last = date_of(now);
+  if (dates.back() != last) dates.push_back(std::move(last));
+  if (!std::is_sorted(dates.begin(), dates.end())) {
+    std::sort(dates.begin(), dates.end());
+    dates.erase(std::unique(dates.begin(), dates.end()), dates.end());
+  }
   return dates;
+}
+
+// A JSON object from KEYS_AND_VALUES given in key order: each key goes in at
+// the end of the map without a search (per_day has thousands of these).
+json sorted_object(std::initializer_list<std::pair<const char*, json>> keys_and_values) {
+  json o(json::value_t::object);
+  auto& map = o.get_ref<json::object_t&>();
+  for (const auto& [key, value] : keys_and_values) map.emplace_hint(map.end(), key, value);
+  return o;
 }
 
 std::string percent(double fraction) {
@@ -284,9 +298,22 @@ std::string local_date(int64_t unix_ms) {
   const auto t = static_cast<std::time_t>(seconds);
   std::tm tm{};
   localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-  return buf;
+  // By hand, not strftime or snprintf: this runs for every job and every step
+  // of the window, and they cost ten times as much.
+  const int year = tm.tm_year + 1900;
+  if (year < 0 || year > 9999) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%d-%02d-%02d", year, tm.tm_mon + 1, tm.tm_mday);
+    return buf;
+  }
+  std::string date = "0000-00-00";
+  const int digits[] = {
+      year / 1000, year / 100 % 10, year / 10 % 10, year % 10, 0, (tm.tm_mon + 1) / 10, (tm.tm_mon + 1) % 10,
+      0,           tm.tm_mday / 10, tm.tm_mday % 10};
+  for (size_t i = 0; i < date.size(); ++i) {
+    if (date[i] != '-') date[i] = static_cast<char>('0' + digits[i]);
+  }
+  return date;
 }
 
 json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& options) {
@@ -310,7 +337,7 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
   std::vector<std::string> dates = window_dates(since, now, date_of);
   Figures totals;
   std::map<std::string, Figures> per_database;
-  std::map<std::string, DayFigures> per_day;
+  std::unordered_map<std::string, DayFigures> per_day;
   std::unordered_map<std::string, ErrorFigures> errors;
   for (const JobRecord* j : window) {
     totals.add(*j);
@@ -322,11 +349,13 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
       if (!j->database.empty()) e.databases.insert(j->database);
     }
     if (j->kind != "backup") continue;
-    std::string date = date_of(j->started_at_ms);
-    DayFigures& d = per_day[date];
-    if (!std::binary_search(dates.begin(), dates.end(), date)) {
-      dates.insert(std::upper_bound(dates.begin(), dates.end(), date), date);
+    auto [it, inserted] = per_day.try_emplace(date_of(j->started_at_ms));
+    // A date the 6-hour steps did not meet: only a fake clock can do that, but
+    // every job's date must have its entry.
+    if (inserted && !std::binary_search(dates.begin(), dates.end(), it->first)) {
+      dates.insert(std::upper_bound(dates.begin(), dates.end(), it->first), it->first);
     }
+    DayFigures& d = it->second;
     ++d.backups;
     if (j->result == "failure") ++d.failures;
     if (j->result != "success") continue;
@@ -352,18 +381,18 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
                    [](const json& a, const json& b) { return severity_rank(a) < severity_rank(b); });
 
   json days_json = json::array();
+  const DayFigures empty;
   for (const std::string& date : dates) {
     auto it = per_day.find(date);
-    DayFigures empty;
     const DayFigures& d = it == per_day.end() ? empty : it->second;
     int64_t image_bytes = 0;
     for (const auto& [db, bytes] : d.last_image) image_bytes += bytes;
-    days_json.push_back({{"date", date},
-                         {"backups", d.backups},
-                         {"failures", d.failures},
-                         {"mean_duration_ms", d.duration.to_json()},
-                         {"stored_bytes", d.stored},
-                         {"database_bytes", image_bytes}});
+    days_json.push_back(sorted_object({{"backups", d.backups},
+                                       {"database_bytes", image_bytes},
+                                       {"date", date},
+                                       {"failures", d.failures},
+                                       {"mean_duration_ms", d.duration.to_json()},
+                                       {"stored_bytes", d.stored}}));
   }
 
   std::vector<std::pair<std::string, ErrorFigures>> ranked(errors.begin(), errors.end());

@@ -13,8 +13,9 @@
 // localtime_r, which reads the process's time zone (TZ): do not change TZ
 // while a report is being computed.
 //
-// The JSON document (numbers are JSON numbers; "null" where a mean or a rate
-// has nothing to average; times of day are UTC, "YYYY-MM-DDTHH:MM:SSZ"):
+// The JSON document (counts and byte sums are integers; means, rates and
+// ratios are unrounded floating-point numbers, "null" where there is nothing
+// to average; instants are UTC, "YYYY-MM-DDTHH:MM:SSZ", to the second):
 //
 //   days        N, the window's length in days (1..3660).
 //   since       start of the window, UTC: now - N x 24 h. Jobs that started at
@@ -102,9 +103,10 @@
 //     long_duration         warning: mean_duration_ms > 3,600,000 (one hour;
 //                           the original's 5 minutes flags ordinary large
 //                           databases, which sqlbak backs up online).
-//     low_compression       info: mean_ratio < 1.5 (the original used 2 on whole
-//                           files; stored pages are fresh data, which compress
-//                           less than a whole file).
+//     low_compression       info: mean_ratio < 1.5 (the original warned below
+//                           2; below 1.5x, compressing costs more CPU time than
+//                           the space it saves is worth, hence the suggestion
+//                           of a cheaper level or none).
 //     full_every_time       info: mean_changed_fraction >= 0.9 over at least 4
 //                           successful backups: every backup stores nearly every
 //                           page, so page-level increments save nothing.

@@ -12,7 +12,7 @@ packages=(
   catch2
   # peers the tests and benchmarks run against
   sqlite3 zstd restic python3 faketime systemd procps util-linux
-  python3-aiosmtpd awscli chromium
+  python3-aiosmtpd awscli chromium openssl
 )
 
 if [ "$(id -u)" -ne 0 ]; then
