@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string_view>
+#include <variant>
 
 namespace sqlbak {
 
@@ -367,9 +368,36 @@ Result<int64_t> Catalog::record(const JobRecord& job) {
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
 
+Result<std::vector<JobRecord>> Catalog::select_jobs(const std::string& sql, const std::string& what,
+                                                    const QueryParams& params) const {
+  Statement stmt;
+  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_, sql, what, &stmt));
+  sqlite3_stmt* s = stmt.get();
+  int rc = SQLITE_OK;
+  for (const auto& [name, value] : params) {
+    if (rc != SQLITE_OK) break;
+    rc = std::holds_alternative<int64_t>(value) ? bind_int64(s, name, std::get<int64_t>(value))
+                                                : bind_text(s, name, std::get<std::string>(value));
+  }
+  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
+  std::vector<JobRecord> out;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(read_job(s));
+  if (rc != SQLITE_DONE) return sqlite_error(db_, rc, path_, what);
+  return out;
+}
+
+namespace {
+
+Result<std::optional<JobRecord>> first_of(Result<std::vector<JobRecord>> rows) {
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(std::move(rows->front()));
+}
+
+}  // namespace
+
 Result<std::vector<JobRecord>> Catalog::jobs(const std::string& kind, const std::string& database,
                                              int limit) const {
-  const std::string what = "cannot list jobs";
   // A fixed WHERE per filter combination, rather than "(:kind = '' OR kind =
   // :kind)", so SQLite can pick the matching index.
   std::string sql = kSelectJobs;
@@ -382,81 +410,36 @@ Result<std::vector<JobRecord>> Catalog::jobs(const std::string& kind, const std:
   }
   sql += kNewestFirst;
   sql += " LIMIT :limit";
-
-  Statement stmt;
-  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_, sql, what, &stmt));
-  sqlite3_stmt* s = stmt.get();
-  int rc = bind_text(s, ":kind", kind);
-  if (rc == SQLITE_OK) rc = bind_text(s, ":database", database);
   // A negative LIMIT means no limit in SQLite.
-  if (rc == SQLITE_OK) rc = bind_int64(s, ":limit", limit > 0 ? limit : -1);
-  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
-
-  std::vector<JobRecord> out;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(read_job(s));
-  if (rc != SQLITE_DONE) return sqlite_error(db_, rc, path_, what);
-  return out;
+  return select_jobs(sql, "cannot list jobs",
+                     {{":kind", kind}, {":database", database}, {":limit", int64_t{limit > 0 ? limit : -1}}});
 }
 
 Result<std::optional<JobRecord>> Catalog::last_success(const std::string& kind,
                                                        const std::string& database) const {
-  const std::string what = "cannot find the last successful " + kind + " job";
-  Statement stmt;
-  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_,
-                                 std::string(kSelectJobs) +
-                                     " WHERE kind = :kind AND \"database\" = :database"
-                                     " AND result = 'success'" +
-                                     kNewestFirst + " LIMIT 1",
-                                 what, &stmt));
-  sqlite3_stmt* s = stmt.get();
-  int rc = bind_text(s, ":kind", kind);
-  if (rc == SQLITE_OK) rc = bind_text(s, ":database", database);
-  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
-
-  rc = sqlite3_step(s);
-  if (rc == SQLITE_DONE) return std::optional<JobRecord>();
-  if (rc != SQLITE_ROW) return sqlite_error(db_, rc, path_, what);
-  return std::optional<JobRecord>(read_job(s));
+  return first_of(select_jobs(std::string(kSelectJobs) +
+                                  " WHERE kind = :kind AND \"database\" = :database"
+                                  " AND result = 'success'" + kNewestFirst + " LIMIT 1",
+                              "cannot find the last successful " + kind + " job",
+                              {{":kind", kind}, {":database", database}}));
 }
 
 Result<std::vector<JobRecord>> Catalog::jobs_since(int64_t since_ms,
                                                    const std::string& database) const {
-  const std::string what = "cannot read the job history";
   std::string sql = std::string(kSelectJobs) + " WHERE started_at_ms >= :since";
   if (!database.empty()) sql += " AND \"database\" = :database";
   sql += " ORDER BY started_at_ms, id";
-  Statement stmt;
-  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_, sql, what, &stmt));
-  sqlite3_stmt* s = stmt.get();
-  int rc = bind_int64(s, ":since", since_ms);
-  if (rc == SQLITE_OK) rc = bind_text(s, ":database", database);
-  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
-  std::vector<JobRecord> out;
-  while ((rc = sqlite3_step(s)) == SQLITE_ROW) out.push_back(read_job(s));
-  if (rc != SQLITE_DONE) return sqlite_error(db_, rc, path_, what);
-  return out;
+  return select_jobs(sql, "cannot read the job history", {{":since", since_ms}, {":database", database}});
 }
 
 Result<std::optional<JobRecord>> Catalog::last_job_for_backup(const std::string& kind,
                                                               const std::string& backup_id,
                                                               const std::string& target) const {
-  const std::string what = "cannot find the last " + kind + " of backup " + backup_id;
-  Statement stmt;
-  SQLBAK_RETURN_IF_ERROR(prepare(db_, path_,
-                                 std::string(kSelectJobs) +
-                                     " WHERE backup_id = :backup_id AND kind = :kind"
-                                     " AND target = :target" +
-                                     kNewestFirst + " LIMIT 1",
-                                 what, &stmt));
-  sqlite3_stmt* s = stmt.get();
-  int rc = bind_text(s, ":backup_id", backup_id);
-  if (rc == SQLITE_OK) rc = bind_text(s, ":kind", kind);
-  if (rc == SQLITE_OK) rc = bind_text(s, ":target", target);
-  if (rc != SQLITE_OK) return sqlite_error(db_, rc, path_, what);
-  rc = sqlite3_step(s);
-  if (rc == SQLITE_DONE) return std::optional<JobRecord>();
-  if (rc != SQLITE_ROW) return sqlite_error(db_, rc, path_, what);
-  return std::optional<JobRecord>(read_job(s));
+  return first_of(select_jobs(std::string(kSelectJobs) +
+                                  " WHERE backup_id = :backup_id AND kind = :kind"
+                                  " AND target = :target" + kNewestFirst + " LIMIT 1",
+                              "cannot find the last " + kind + " of backup " + backup_id,
+                              {{":backup_id", backup_id}, {":kind", kind}, {":target", target}}));
 }
 
 }  // namespace sqlbak

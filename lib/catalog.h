@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "lib/status.h"
@@ -75,6 +77,10 @@ class Catalog {
 
  private:
   Catalog(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  // Runs SQL (a kSelectJobs query) with PARAMS bound by name; "what" goes into errors.
+  using QueryParams = std::vector<std::pair<const char*, std::variant<std::string, int64_t>>>;
+  Result<std::vector<JobRecord>> select_jobs(const std::string& sql, const std::string& what,
+                                             const QueryParams& params) const;
   sqlite3* db_;
   std::string path_;
 };
