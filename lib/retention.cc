@@ -33,7 +33,7 @@ int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 
 enum Rule { kLast, kHourly, kDaily, kWeekly, kMonthly, kYearly, kRuleCount };
 
 constexpr std::array<const char*, kRuleCount> kRuleNames = {"last",   "hourly",  "daily",
-                                                             "weekly", "monthly", "yearly"};
+                                                            "weekly", "monthly", "yearly"};
 
 // The bucket of a backup for each rule; kLast's bucket is the backup's position,
 // so that every backup is a bucket of its own.
@@ -72,8 +72,8 @@ void iso_week_of(int year, int month, int day, int& iso_year, int& iso_week) {
 LocalTime system_local_time(int64_t unix_seconds) {
   const time_t t = static_cast<time_t>(unix_seconds);
   struct tm tm {};
-  localtime_r(&t, &tm);
   LocalTime out;
+  if (localtime_r(&t, &tm) == nullptr) return out;  // beyond the C library's years; not a backup time
   out.year = tm.tm_year + 1900;
   out.month = tm.tm_mon + 1;
   out.day = tm.tm_mday;
@@ -90,10 +90,11 @@ bool retention_policy_is_empty(const RetentionPolicy& p) {
 std::vector<RetentionDecision> apply_retention(const RetentionPolicy& policy,
                                                std::vector<RetentionCandidate> candidates,
                                                int64_t now_unix_ms, const LocalTimeFn& local_time) {
-  std::sort(candidates.begin(), candidates.end(), [](const RetentionCandidate& a, const RetentionCandidate& b) {
-    if (a.created_unix_ms != b.created_unix_ms) return a.created_unix_ms > b.created_unix_ms;
-    return a.id < b.id;
-  });
+  std::sort(candidates.begin(), candidates.end(),
+            [](const RetentionCandidate& a, const RetentionCandidate& b) {
+              if (a.created_unix_ms != b.created_unix_ms) return a.created_unix_ms > b.created_unix_ms;
+              return a.id < b.id;
+            });
 
   std::vector<RetentionDecision> decisions;
   decisions.reserve(candidates.size());
@@ -122,7 +123,7 @@ std::vector<RetentionDecision> apply_retention(const RetentionPolicy& policy,
     }
   }
 
-  std::array<int, kRuleCount> left = {policy.keep_last,  policy.keep_hourly,  policy.keep_daily,
+  std::array<int, kRuleCount> left = {policy.keep_last,   policy.keep_hourly,  policy.keep_daily,
                                       policy.keep_weekly, policy.keep_monthly, policy.keep_yearly};
   std::array<std::optional<int64_t>, kRuleCount> last_bucket;
 

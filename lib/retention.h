@@ -26,7 +26,7 @@
 // did, in this order: "within", "last", "hourly", "daily", "weekly",
 // "monthly", "yearly" (restic's order).
 //
-// Where sqlbak differs from restic, deliberately:
+// Choices of sqlbak, and where it differs from restic (deliberately):
 //   - The newest backup is always kept (reason "newest" when no rule kept
 //     it). With counts >= 0 every non-empty policy keeps it anyway (the first
 //     backup seen opens a bucket in every rule); the rule is a safety net.
@@ -35,10 +35,11 @@
 //     policy: a configuration that forgot its retention must not erase
 //     backups.
 //   - keep_within is an exact duration ("7d" is 168 hours). restic's
-//     "d"/"m"/"y" units are calendar units, and restic rebuilds REF from its
-//     local wall-clock fields, which moves it one hour later when REF lies in
-//     the first pass of a repeated (fall-back) hour. sqlbak measures from REF
-//     itself.
+//     "d"/"m"/"y" units are calendar units; and restic rebuilds REF from its
+//     local wall-clock fields (Go's AddDate), which moves REF by an hour when
+//     it lies in the hour a fall-back change repeats: in Europe/Paris a REF in
+//     the first pass moves an hour later, in America/New_York one in the
+//     second pass an hour earlier. sqlbak measures from REF itself.
 //
 // Ties: backups with equal creation times are ordered by id, ascending (the
 // first in that order counts as the newer). restic orders equal times the way
@@ -77,9 +78,9 @@ struct RetentionDecision {
 // The local wall-clock fields retention buckets by.
 struct LocalTime {
   int year = 1970;
-  int month = 1;  // 1..12
-  int day = 1;    // 1..31
-  int hour = 0;   // 0..23
+  int month = 1;        // 1..12
+  int day = 1;          // 1..31
+  int hour = 0;         // 0..23
   int iso_year = 1970;  // ISO 8601 week-numbering year (differs from `year` near Jan 1)
   int iso_week = 1;     // 1..53
 };
