@@ -242,9 +242,10 @@ std::string normalize_etag(std::string_view etag) {
   return out;
 }
 
-std::vector<PartRange> plan_parts(uint64_t size, uint64_t part_size) {
+std::vector<PartRange> plan_parts(uint64_t size, uint64_t part_size, uint64_t min_part_size) {
   if (size == 0) return {PartRange{0, 0}};
-  uint64_t count = (size + part_size - 1) / part_size;
+  uint64_t count = std::min((size + part_size - 1) / part_size, size / min_part_size);
+  count = std::max<uint64_t>(count, 1);
   uint64_t each = (size + count - 1) / count;
   std::vector<PartRange> parts;
   for (uint64_t off = 0; off < size; off += each) parts.push_back({off, std::min(each, size - off)});
@@ -255,6 +256,7 @@ std::string encode_lock_record(const LockRecord& r) {
   json j{{"host", r.host},
          {"pid", r.pid},
          {"token", r.token},
+         {"mode", r.exclusive ? "exclusive" : "shared"},
          {"since", format_iso_utc(r.since_ms)},
          {"since_unix_ms", r.since_ms},
          {"expires", format_iso_utc(r.expires_ms)},
@@ -280,15 +282,27 @@ Result<LockRecord> decode_lock_record(std::string_view text) {
   if (!str("host", &r.host) || !num("pid", &r.pid) || !str("token", &r.token) ||
       !num("since_unix_ms", &r.since_ms) || !num("expires_unix_ms", &r.expires_ms) || r.token.empty())
     return bad();
+  std::string mode = "exclusive";
+  if (j.contains("mode") && !str("mode", &mode)) return bad();
+  if (mode != "exclusive" && mode != "shared") return bad();
+  r.exclusive = mode == "exclusive";
   return r;
 }
 
 std::string describe_lock_holder(const LockRecord& r) {
   return "host " + r.host + ", pid " + std::to_string(r.pid) + ", since " + format_iso_utc(r.since_ms) +
-         ", expires " + format_iso_utc(r.expires_ms);
+         ", expires " + format_iso_utc(r.expires_ms) + (r.exclusive ? "" : ", shared");
 }
 
 bool lock_expired(const LockRecord& r, int64_t now_ms) { return now_ms >= r.expires_ms; }
+
+bool lock_conflicts(bool want_exclusive, const LockRecord& holder) { return want_exclusive || holder.exclusive; }
+
+std::string lock_folder(std::string_view name) { return "locks/" + std::string(name) + "/"; }
+
+std::string lock_object_key(std::string_view name, std::string_view token) {
+  return lock_folder(name) + std::string(token) + ".lock";
+}
 
 Status s3_failure_status(const FailedRequest& f) {
   std::string head = f.target + ": " + f.method + " " +
@@ -319,12 +333,16 @@ Status s3_failure_status(const FailedRequest& f) {
   std::string detail = http + (s3.empty() ? "" : ": " + s3);
 
   if (f.error.code == "NoSuchBucket")
-    return Status::InvalidArgument(head + "bucket '" + f.bucket + "' does not exist at " + f.endpoint +
-                                   " (" + detail + ")");
-  if (f.http_status == 403 || f.error.code == "InvalidAccessKeyId" || f.error.code == "SignatureDoesNotMatch")
+    return Status::InvalidArgument(f.target + ": bucket '" + f.bucket + "' does not exist at " + f.endpoint +
+                                   " (" + f.method + (f.object.empty() ? "" : " " + f.object) + ": " +
+                                   detail + ")");
+  if (f.http_status == 403 || f.error.code == "InvalidAccessKeyId" || f.error.code == "SignatureDoesNotMatch") {
+    bool sentence = !detail.empty() && detail.back() == '.';
     return {ErrorCode::kPermissionDenied,
-            head + detail + "; check the target's credentials (access_key_id_file, secret_access_key_file) " +
-                "and that they may use bucket '" + f.bucket + "'"};
+            head + detail + (sentence ? " Check" : "; check") +
+                " the target's credentials (access_key_id_file, secret_access_key_file) and that they may use "
+                "bucket '" + f.bucket + "'"};
+  }
   if (f.http_status == 404) return Status::NotFound(head + detail);
   if (f.http_status == 416 || f.error.code == "InvalidRange" || f.error.code == "BadDigest")
     return Status::Corruption(head + detail);

@@ -112,18 +112,25 @@ std::string normalize_etag(std::string_view etag);
 struct PartRange {
   uint64_t offset = 0, size = 0;
 };
-// Cuts SIZE bytes into the fewest parts of at most PART_SIZE bytes, of equal
-// size but for the last (so that parts stay well above S3's 5 MiB minimum
-// when SIZE is above two part sizes). REQUIRES: part_size > 0.
-std::vector<PartRange> plan_parts(uint64_t size, uint64_t part_size);
+// S3 refuses parts below 5 MiB, except the last.
+inline constexpr uint64_t kMinPartSize = 5 * 1024 * 1024;
+
+// Cuts SIZE bytes into parts of about PART_SIZE bytes, all of equal size but
+// the last (a few bytes smaller), none below MIN_PART_SIZE: as many parts as
+// PART_SIZE asks for, but fewer when they would be too small (then parts are
+// larger than PART_SIZE). SIZE below 2 * MIN_PART_SIZE gives one part.
+// REQUIRES: part_size > 0, min_part_size > 0.
+std::vector<PartRange> plan_parts(uint64_t size, uint64_t part_size, uint64_t min_part_size = kMinPartSize);
 
 // --- locks -------------------------------------------------------------------------
 
-// The content of a lock object locks/<name>.lock (JSON).
+// One holder of lock NAME: the object locks/NAME/<token>.lock (JSON). See
+// docs/S3.md ("Locks") for the protocol.
 struct LockRecord {
   std::string host;
   int64_t pid = 0;
-  std::string token;  // random, unique to one holder
+  std::string token;  // random, unique to one holder; also the object's name
+  bool exclusive = true;
   int64_t since_ms = 0;
   int64_t expires_ms = 0;
 };
@@ -131,8 +138,15 @@ std::string encode_lock_record(const LockRecord& r);
 // kCorruption when TEXT is not a lock record.
 Result<LockRecord> decode_lock_record(std::string_view text);
 // "host db1, pid 4242, since 2026-11-25T16:50:12Z, expires 2026-11-25T17:00:12Z"
+// (", shared" appended for a shared holder).
 std::string describe_lock_holder(const LockRecord& r);
 bool lock_expired(const LockRecord& r, int64_t now_ms);
+// Whether a holder in mode WANT_EXCLUSIVE must give way to HOLDER: exclusive
+// holders exclude everyone, shared ones only exclusive holders.
+bool lock_conflicts(bool want_exclusive, const LockRecord& holder);
+// The key of a holder's object, and the folder of lock NAME's holders.
+std::string lock_folder(std::string_view name);
+std::string lock_object_key(std::string_view name, std::string_view token);
 
 // --- errors ------------------------------------------------------------------------
 

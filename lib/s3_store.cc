@@ -262,8 +262,9 @@ class S3ObjectStore::Client {
     if (has_body) {
       headers.push_back("x-amz-content-sha256: " + to_hex(sha256(req.body)));
       headers.push_back("Content-MD5: " + content_md5(req.body));
-      // Without this libcurl waits for "100 Continue" before every large body.
-      headers.push_back("Expect:");
+      // libcurl sends "Expect: 100-continue" before bodies over 1 MiB; an empty
+      // "Expect:" would turn that off, but libcurl 7.88 signs the header it does
+      // not send, which AWS refuses. One round trip per large body is cheap.
     } else {
       headers.push_back(std::string("x-amz-content-sha256: ") + kEmptySha256);
     }
@@ -276,7 +277,8 @@ class S3ObjectStore::Client {
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     } else if (method == "POST") {
       curl_easy_setopt(h, CURLOPT_POST, 1L);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+      // Never a null pointer: with one, libcurl would read the body from stdin.
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.empty() ? "" : req.body.data());
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     } else if (method == "HEAD") {
       curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -290,7 +292,12 @@ class S3ObjectStore::Client {
     CURLcode rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
     resp.transport = classify_curl(rc);
-    if (rc != CURLE_OK) resp.transport_message = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+    if (rc != CURLE_OK) {
+      resp.transport_message = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
+      long os_errno = 0;
+      if (curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno != 0)
+        resp.transport_message += std::string(" (") + std::strerror(static_cast<int>(os_errno)) + ")";
+    }
     curl_off_t sent = 0;
     curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
     curl_slist_free_all(list);
@@ -386,6 +393,40 @@ class S3ObjectStore::Client {
   }
 
   int64_t now_ms() const { return options_.now_ms(); }
+
+  // Every object below PREFIX (relative to the target's prefix), all pages.
+  Result<std::vector<ObjectInfo>> list_objects(const std::string& prefix) {
+    const std::string& root = address_.prefix;
+    std::vector<ObjectInfo> out;
+    std::string token;
+    do {
+      QueryParams q{{"list-type", "2"}, {"prefix", root + prefix}};
+      if (!token.empty()) q.push_back({"continuation-token", token});
+      std::string next;
+      Status st = execute(
+          "LIST", prefix.empty() ? "(all objects)" : prefix + "*",
+          [&](HttpRequest& r) {
+            r.op = Op::kList;
+            r.url = bucket_url(q);
+          },
+          [&](HttpResponse& resp) {
+            auto page = parse_list_objects_v2(resp.body);
+            if (!page.ok()) return Verdict::Done(page.status().WithContext(context() + ": LIST " + prefix));
+            for (ObjectInfo& o : page->objects) {
+              if (o.key.compare(0, root.size(), root) != 0) continue;
+              o.key.erase(0, root.size());
+              out.push_back(std::move(o));
+            }
+            next = page->truncated ? page->next_token : "";
+            return Verdict::Done();
+          });
+      if (!st.ok()) return st;
+      if (!next.empty() && next == token)
+        return Status::IOError(context() + ": LIST " + prefix + ": the server repeats its continuation token");
+      token = next;
+    } while (!token.empty());
+    return out;
+  }
 
  private:
   CURL* acquire() {
@@ -683,37 +724,12 @@ Result<bool> S3ObjectStore::exists(const std::string& key) const {
 }
 
 Result<std::vector<ObjectInfo>> S3ObjectStore::list(const std::string& prefix) const {
-  Client& c = *client_;
-  const std::string& root = c.address().prefix;
-  std::vector<ObjectInfo> out;
-  std::string token;
-  do {
-    QueryParams q{{"list-type", "2"}, {"prefix", root + prefix}};
-    if (!token.empty()) q.push_back({"continuation-token", token});
-    std::string next;
-    Status st = c.execute(
-        "LIST", prefix.empty() ? "(all objects)" : prefix + "*",
-        [&](HttpRequest& r) {
-          r.op = Op::kList;
-          r.url = c.bucket_url(q);
-        },
-        [&](HttpResponse& resp) {
-          auto page = parse_list_objects_v2(resp.body);
-          if (!page.ok()) return Verdict::Done(page.status().WithContext(c.context() + ": LIST " + prefix));
-          for (ObjectInfo& o : page->objects) {
-            if (o.key.compare(0, root.size(), root) != 0) continue;
-            o.key.erase(0, root.size());
-            out.push_back(std::move(o));
-          }
-          next = page->truncated ? page->next_token : "";
-          return Verdict::Done();
-        });
-    if (!st.ok()) return st;
-    if (!next.empty() && next == token)
-      return Status::IOError(c.context() + ": LIST " + prefix + ": the server repeats its continuation token");
-    token = next;
-  } while (!token.empty());
-  return out;
+  auto all = client_->list_objects(prefix);
+  if (!all.ok()) return all;
+  // As on a local target, lock objects are bookkeeping, not repository objects.
+  if (prefix.rfind("locks/", 0) != 0)
+    std::erase_if(*all, [](const ObjectInfo& o) { return o.key.rfind("locks/", 0) == 0; });
+  return all;
 }
 
 Status S3ObjectStore::remove(const std::string& key) {
@@ -797,88 +813,87 @@ Status S3ObjectStore::remove_many(const std::vector<std::string>& keys) {
 }
 
 // ------------------------------------------------------------------------------------
-// Locks
+// Locks: one object per holder, locks/NAME/TOKEN.lock. A contender writes its
+// own object, then lists the others; see docs/S3.md ("Locks").
 
 namespace {
 
-// The lock object locks/<name>.lock. Holds the client only, so that a lock
-// may outlive the store that took it.
-class LockObject {
- public:
-  LockObject(std::shared_ptr<S3ObjectStore::Client> client, std::string key)
-      : client_(std::move(client)), key_(std::move(key)) {}
+struct Holder {
+  std::string key;
+  LockRecord record;
+};
 
-  S3ObjectStore::Client& client() const { return *client_; }
+Status get_object(S3ObjectStore::Client& c, const std::string& key, std::string* body) {
+  return c.execute(
+      "GET", key,
+      [&](HttpRequest& r) {
+        r.op = Op::kGet;
+        r.url = c.url(key);
+      },
+      [&](HttpResponse& resp) {
+        *body = std::move(resp.body);
+        return Verdict::Done();
+      });
+}
 
-  // The record and its ETag; kNotFound when absent, kCorruption when the
-  // object is not a lock record.
-  Status read(std::string* etag, LockRecord* out) const {
+Status put_record(S3ObjectStore::Client& c, const std::string& key, const LockRecord& rec) {
+  const std::string body = encode_lock_record(rec);
+  return c.execute(
+      "PUT", key,
+      [&](HttpRequest& r) {
+        r.method = "PUT";
+        r.op = Op::kPut;
+        r.url = c.url(key);
+        r.body = body;
+        r.headers.push_back("Content-Type: application/json");
+      },
+      [](HttpResponse&) { return Verdict::Done(); });
+}
+
+Status delete_object(S3ObjectStore::Client& c, const std::string& key) {
+  return c.execute(
+      "DELETE", key,
+      [&](HttpRequest& r) {
+        r.method = "DELETE";
+        r.op = Op::kDelete;
+        r.url = c.url(key);
+      },
+      [](HttpResponse&) { return Verdict::Done(); }, nullptr,
+      [](const HttpResponse& resp) { return resp.status == 404; });
+}
+
+// Every holder of lock NAME but the one whose object is MINE. An object that
+// vanished between the listing and its GET is left out; one that is not a lock
+// record counts as an expired exclusive holder (removed when the lock is next
+// taken).
+Result<std::vector<Holder>> read_holders(S3ObjectStore::Client& c, const std::string& name,
+                                         const std::string& mine = "") {
+  auto objects = c.list_objects(lock_folder(name));
+  if (!objects.ok()) return objects.status();
+  std::vector<Holder> out;
+  for (const ObjectInfo& o : *objects) {
+    if (o.key == mine) continue;
     std::string body;
-    Status st = client_->execute(
-        "GET", key_,
-        [&](HttpRequest& r) {
-          r.op = Op::kGet;
-          r.url = client_->url(key_);
-        },
-        [&](HttpResponse& resp) {
-          body = std::move(resp.body);
-          *etag = resp.etag;
-          return Verdict::Done();
-        });
+    Status st = get_object(c, o.key, &body);
+    if (st.code() == ErrorCode::kNotFound) continue;
     if (!st.ok()) return st;
     auto rec = decode_lock_record(body);
-    if (!rec.ok()) return Status::Corruption("object " + key_ + " is not a sqlbak lock record");
-    *out = std::move(rec).value();
-    return Status::Ok();
+    Holder h{o.key, {}};
+    if (rec.ok()) {
+      h.record = std::move(rec).value();
+    } else {
+      h.record.host = "unknown (" + o.key + " is not a lock record)";
+      h.record.token = o.key;
+    }
+    out.push_back(std::move(h));
   }
-
-  // Writes REC. IF_ETAG empty: only if absent (If-None-Match: *); otherwise
-  // only if the object still has that ETag (If-Match). kLocked when the server
-  // refuses the condition (412). Servers without conditional writes (s3rver)
-  // ignore both; then the read-back in lock() decides.
-  Status write(const LockRecord& rec, const std::string& if_etag) const {
-    const std::string body = encode_lock_record(rec);
-    bool precondition_failed = false;
-    Status st = client_->execute(
-        "PUT", key_,
-        [&](HttpRequest& r) {
-          r.method = "PUT";
-          r.op = Op::kPut;
-          r.url = client_->url(key_);
-          r.body = body;
-          r.headers.push_back("Content-Type: application/json");
-          r.headers.push_back(if_etag.empty() ? "If-None-Match: *" : "If-Match: \"" + if_etag + "\"");
-        },
-        [](HttpResponse&) { return Verdict::Done(); }, nullptr,
-        [&](const HttpResponse& resp) {
-          precondition_failed = resp.status == 412 || resp.status == 409;
-          return precondition_failed;
-        });
-    if (precondition_failed) return Status::Locked("another process wrote " + key_ + " first");
-    return st;
-  }
-
-  Status remove() const {
-    return client_->execute(
-        "DELETE", key_,
-        [&](HttpRequest& r) {
-          r.method = "DELETE";
-          r.op = Op::kDelete;
-          r.url = client_->url(key_);
-        },
-        [](HttpResponse&) { return Verdict::Done(); }, nullptr,
-        [](const HttpResponse& resp) { return resp.status == 404; });
-  }
-
- private:
-  std::shared_ptr<S3ObjectStore::Client> client_;
-  std::string key_;
-};
+  return out;
+}
 
 class S3Lock : public StoreLock {
  public:
-  S3Lock(LockObject object, std::string what, LockRecord record)
-      : object_(std::move(object)), what_(std::move(what)), record_(std::move(record)) {
+  S3Lock(std::shared_ptr<S3ObjectStore::Client> client, std::string key, std::string what, LockRecord record)
+      : client_(std::move(client)), key_(std::move(key)), what_(std::move(what)), record_(std::move(record)) {
     refresher_ = std::thread([this] { refresh_loop(); });
   }
 
@@ -890,21 +905,17 @@ class S3Lock : public StoreLock {
     cv_.notify_all();
     refresher_.join();
     if (lost_) return;
-    // Release only what is still ours: after an expiry another process may hold it.
-    std::string etag;
-    LockRecord current;
-    Status st = object_.read(&etag, &current);
-    if (st.ok() && current.token == record_.token) {
-      Status rm = object_.remove();
-      if (!rm.ok()) object_.client().warn("could not release the lock " + what_ + ": " + rm.message());
-    }
+    // The object is ours alone (its name is our token): deleting it cannot
+    // release anybody else's lock.
+    Status st = delete_object(*client_, key_);
+    if (!st.ok()) client_->warn("could not release the lock " + what_ + " (it expires by itself): " + st.message());
   }
 
  private:
   void refresh_loop() {
     std::unique_lock<std::mutex> lk(mu_);
     while (!stop_) {
-      if (cv_.wait_for(lk, object_.client().options().lock_refresh, [&] { return stop_; })) return;
+      if (cv_.wait_for(lk, client_->options().lock_refresh, [&] { return stop_; })) return;
       lk.unlock();
       bool keep = refresh_once();
       lk.lock();
@@ -914,33 +925,29 @@ class S3Lock : public StoreLock {
 
   // Pushes the expiry on; false when the lock is no longer ours.
   bool refresh_once() {
-    S3ObjectStore::Client& c = object_.client();
-    std::string etag;
-    LockRecord current;
-    Status st = object_.read(&etag, &current);
-    if (st.code() == ErrorCode::kNotFound || (st.ok() && current.token != record_.token)) {
+    S3ObjectStore::Client& c = *client_;
+    std::string body;
+    Status st = get_object(c, key_, &body);
+    if (st.code() == ErrorCode::kNotFound) {
+      // Removed by another process that found it expired (this one was
+      // suspended, or could not refresh for a whole lock_ttl).
       lost_ = true;
-      c.warn("lost the lock " + what_ +
-             (st.ok() ? " to " + describe_lock_holder(current) : ": its object was removed"));
+      c.warn("lost the lock " + what_ + ": another process removed it after it expired");
       return false;
-    }
-    if (!st.ok()) {
-      c.warn("could not refresh the lock " + what_ + ": " + st.message());
-      return true;  // again next time; it lasts until expires_ms anyway
     }
     LockRecord next = record_;
     next.expires_ms = c.now_ms() + c.options().lock_ttl.count();
-    Status w = object_.write(next, etag);
-    if (w.ok())
+    if (st.ok()) st = put_record(c, key_, next);
+    if (st.ok())
       record_ = next;
     else
-      c.warn("could not refresh the lock " + what_ + ": " + w.message());
+      c.warn("could not refresh the lock " + what_ + " (trying again later): " + st.message());
     return true;
   }
 
-  LockObject object_;
-  const std::string what_;
-  LockRecord record_;  // used by the refresher, then by the destructor after join
+  std::shared_ptr<S3ObjectStore::Client> client_;
+  const std::string key_, what_;
+  LockRecord record_;  // the refresher's, then the destructor's after join
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // GUARDED_BY(mu_)
@@ -948,57 +955,82 @@ class S3Lock : public StoreLock {
   std::thread refresher_;
 };
 
-}  // namespace
-
-Result<std::unique_ptr<StoreLock>> S3ObjectStore::lock(const std::string& name) {
+Result<std::unique_ptr<StoreLock>> take_lock(const std::shared_ptr<S3ObjectStore::Client>& client,
+                                             const std::string& name, bool exclusive) {
   if (!is_valid_object_key(name)) return Status::Internal("invalid lock name '" + name + "'");
-  LockObject object(client_, "locks/" + name + ".lock");
-  Client& c = *client_;
+  S3ObjectStore::Client& c = *client;
   const std::string what = "'" + name + "' on " + c.describe();
   auto locked_by = [&](const LockRecord& holder) {
     return Status::Locked(what + " is locked by another process (" + describe_lock_holder(holder) + ")");
   };
 
-  std::string etag;
-  LockRecord held;
-  Status st = object.read(&etag, &held);
-  const int64_t now = c.now_ms();
-  std::string takeover_from;
-  if (st.ok()) {
-    if (!lock_expired(held, now)) return locked_by(held);
-    takeover_from = describe_lock_holder(held);
-  } else if (st.code() == ErrorCode::kCorruption) {
-    takeover_from = "an unreadable lock object";
-  } else if (st.code() == ErrorCode::kNotFound) {
-    etag.clear();
-  } else {
-    return st;
-  }
+  // Contenders that collide all back off; they try again after a random
+  // pause, and the first to come back finds the field clear (or finds a
+  // winner in step 1 and is refused). Bounded: a lock is taken without waiting.
+  constexpr int kRounds = 5;
+  Status refused;
+  for (int round = 0; round < kRounds; ++round) {
+    if (round > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(100 + 400 * random_unit()) * round));
 
-  LockRecord mine;
-  mine.host = hostname();
-  mine.pid = ::getpid();
-  mine.token = random_token();
-  mine.since_ms = now;
-  mine.expires_ms = now + c.options().lock_ttl.count();
-  Status w = object.write(mine, etag);
-  if (w.code() == ErrorCode::kLocked) {
-    LockRecord winner;
-    std::string tag;
-    if (object.read(&tag, &winner).ok()) return locked_by(winner);
-    return Status::Locked(what + " was taken by another process at the same moment");
+    // 1. Look first, so that a refusal writes nothing.
+    auto holders = read_holders(c, name);
+    if (!holders.ok()) return holders.status();
+    int64_t now = c.now_ms();
+    for (const Holder& h : *holders)
+      if (lock_conflicts(exclusive, h.record) && !lock_expired(h.record, now)) return locked_by(h.record);
+
+    // 2. Announce: our own object, which nobody else writes.
+    LockRecord mine;
+    mine.host = hostname();
+    mine.pid = ::getpid();
+    mine.token = random_token();
+    mine.exclusive = exclusive;
+    mine.since_ms = now;
+    mine.expires_ms = now + c.options().lock_ttl.count();
+    const std::string key = lock_object_key(name, mine.token);
+    SQLBAK_RETURN_IF_ERROR(put_record(c, key, mine));
+
+    // 3. Check: of two conflicting contenders, the one that lists last sees the
+    // other's object (S3 lists what was written before), so at most one stays.
+    holders = read_holders(c, name, key);
+    if (!holders.ok()) {
+      (void)delete_object(c, key);
+      return holders.status();
+    }
+    now = c.now_ms();
+    std::vector<const Holder*> stale;
+    const Holder* conflict = nullptr;
+    for (const Holder& h : *holders) {
+      if (lock_expired(h.record, now))
+        stale.push_back(&h);
+      else if (lock_conflicts(exclusive, h.record) && conflict == nullptr)
+        conflict = &h;
+    }
+    if (conflict != nullptr) {
+      (void)delete_object(c, key);
+      refused = locked_by(conflict->record);
+      continue;
+    }
+    // Holders that expired are gone (a crash, a lost host): remove their objects.
+    for (const Holder* h : stale) {
+      if (lock_conflicts(exclusive, h->record))
+        c.warn("took over the lock " + what + " from " + describe_lock_holder(h->record) + ", which had expired");
+      (void)delete_object(c, h->key);
+    }
+    return std::unique_ptr<StoreLock>(new S3Lock(client, key, what, mine));
   }
-  if (!w.ok()) return w;
-  // Read back: where conditions are ignored the last writer wins, and every
-  // other contender sees the winner's token here.
-  LockRecord check;
-  std::string tag;
-  st = object.read(&tag, &check);
-  if (!st.ok()) return st;
-  if (check.token != mine.token) return locked_by(check);
-  if (!takeover_from.empty())
-    c.warn("took over the lock " + what + " from " + takeover_from + ", which had expired");
-  return std::unique_ptr<StoreLock>(new S3Lock(std::move(object), what, mine));
+  return refused;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StoreLock>> S3ObjectStore::lock(const std::string& name) {
+  return take_lock(client_, name, true);
+}
+
+Result<std::unique_ptr<StoreLock>> S3ObjectStore::lock_shared(const std::string& name) {
+  return take_lock(client_, name, false);
 }
 
 }  // namespace sqlbak

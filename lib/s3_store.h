@@ -17,13 +17,15 @@
 // jitter (lib/s3_retry.h); then the error names the target, the request, the
 // object and the last HTTP status and S3 error code.
 //
-// lock(NAME) writes locks/NAME.lock (holder and expiry, JSON), reads it back
-// to check that it won, refreshes the expiry from a background thread while
-// held, and deletes it on release if it still holds its own token. A lock
-// whose expiry has passed is taken over, with a warning. S3 has no
-// compare-and-swap that every server implements, so two processes starting
-// within the same few hundred milliseconds can both believe they won; see
-// docs/S3.md ("Locks") for the window and what narrows it.
+// Locks (lock() exclusive, lock_shared() shared) are one object per holder,
+// locks/NAME/TOKEN.lock (host, pid, mode, expiry; JSON). A contender lists the
+// holders, writes its own object, lists again, and backs off (removing its
+// object) if a conflicting holder that has not expired is there. Of two
+// contenders at least one sees the other, so no compare-and-swap is needed;
+// both may back off. The expiry is pushed on by a background thread while the
+// lock is held; the object is deleted on release. Holders past their expiry
+// (a crashed process, a lost host) are removed, with a warning. See
+// docs/S3.md ("Locks").
 //
 // Secrets are never part of any message.
 //
@@ -50,8 +52,10 @@ struct S3StoreOptions {
   // A transfer that moves less than one byte per second for this long is cut
   // (and retried): a stalled connection, without limiting large objects.
   std::chrono::seconds stall_timeout{60};
-  uint64_t multipart_threshold = 16 * 1024 * 1024;  // larger objects go up in parts
-  uint64_t part_size = 8 * 1024 * 1024;             // at most; see plan_parts()
+  // Larger objects go up in parts. A pack holds 16 MiB of pages and is a little
+  // smaller compressed, even of random data: 10 MiB sends every full pack in parts.
+  uint64_t multipart_threshold = 10 * 1024 * 1024;
+  uint64_t part_size = 6 * 1024 * 1024;  // about; see plan_parts(): a pack is 2-3 parts
   int upload_threads = 4;                           // parts in flight per object
   std::chrono::milliseconds lock_ttl{10 * 60 * 1000};
   // 0: a third of lock_ttl.
@@ -86,6 +90,7 @@ class S3ObjectStore : public ObjectStore {
   // DeleteObjects, up to 1000 keys per request; every per-key error is reported.
   Status remove_many(const std::vector<std::string>& keys) override;
   Result<std::unique_ptr<StoreLock>> lock(const std::string& name) override;
+  Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& name) override;
   TransferCounters counters() const override;
 
   // Warnings gathered so far (and cleared).
