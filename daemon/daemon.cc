@@ -8,8 +8,10 @@
 #include <utility>
 
 #include "daemon/control_server.h"
+#include "daemon/http_server.h"
 #include "daemon/log.h"
 #include "daemon/notify.h"
+#include "lib/health.h"
 #include "lib/rotation.h"
 #include "lib/schedule.h"
 #include "lib/timefmt.h"
@@ -60,7 +62,8 @@ Daemon::Daemon(asio::io_context& io, std::string config_file, Config config)
       scheduler_timer_(io),
       watchdog_timer_(io),
       shutdown_timer_(io),
-      started_(std::chrono::steady_clock::now()) {
+      started_(std::chrono::steady_clock::now()),
+      health_timer_(io) {
   apply_config(std::move(config));
 }
 
@@ -73,6 +76,14 @@ int64_t Daemon::now_ms() const { return wall_ms(); }
 
 void Daemon::apply_config(Config config) {
   workspace_ = std::make_shared<Workspace>(std::move(config), wall_ms);
+  if (alerts_) {
+    alerts_->reconfigure(workspace_->config().alerts);
+  } else {
+    alerts_ = std::make_unique<AlertDispatcher>(
+        workspace_->config().alerts, local_host_name(),
+        [this](std::function<void()> task) { asio::post(alert_pool_, std::move(task)); },
+        [](const std::string& message) { log_warning("alert: " + message); });
+  }
   std::map<std::string, DatabaseState> next;
   for (const DatabaseConfig& db : workspace_->config().databases) {
     DatabaseState state;
@@ -104,7 +115,13 @@ Status Daemon::start() {
   control_ = std::make_unique<ControlServer>(io_, *this);
   SQLBAK_RETURN_IF_ERROR(
       control_->listen(workspace_->config().socket, workspace_->config().socket_group));
+  if (const auto& http = workspace_->config().http) {
+    http_ = std::make_unique<HttpServer>(
+        io_, *http, [this](const Request& r, std::shared_ptr<Responder> p) { handle(r, std::move(p)); });
+    SQLBAK_RETURN_IF_ERROR(http_->listen());
+  }
   wait_signal();
+  arm_health_check(std::chrono::seconds(5));
   compute_schedules(/*catch_up=*/true);
   arm_scheduler();
   arm_watchdog();
@@ -153,12 +170,32 @@ Status Daemon::reload(const std::string& why) {
     log_warning("a new control socket path takes effect at the next start");
   loaded.config->socket = workspace_->config().socket;
   apply_config(std::move(*loaded.config));
+  reload_http();
   compute_schedules(/*catch_up=*/false);
   arm_scheduler();
   log_info("configuration reloaded: " + std::to_string(databases_.size()) + " database(s)");
   notify_ready("reloaded");
   update_status();
   return Status::Ok();
+}
+
+void Daemon::reload_http() {
+  const std::optional<HttpConfig>& next = workspace_->config().http;
+  if (http_ && next && http_->config().listen == next->listen && http_->config().token_file == next->token_file) {
+    if (Status st = http_->reload_token(); !st.ok()) log_error("HTTP: " + st.message() + "; the old token stays");
+    return;
+  }
+  if (http_) {
+    http_->close();
+    http_.reset();
+  }
+  if (!next) return;
+  http_ = std::make_unique<HttpServer>(
+      io_, *next, [this](const Request& r, std::shared_ptr<Responder> p) { handle(r, std::move(p)); });
+  if (Status st = http_->listen(); !st.ok()) {
+    log_error("HTTP not restarted after the reload: " + st.message());
+    http_.reset();
+  }
 }
 
 void Daemon::compute_schedules(bool catch_up) {
@@ -352,13 +389,35 @@ void Daemon::finish_job(const std::shared_ptr<RunningJob>& job, const Status& st
                  b["verified"].get<std::string>(),
              {job->database, b["id"].get<std::string>(), job->id});
     last_result_ = job->database + " ok";
+    AlertEvent success;
+    success.kind = AlertKind::kSuccess;
+    success.severity = AlertSeverity::kOk;
+    success.database = job->database;
+    success.target = b["target"].get<std::string>();
+    success.backup_id = b["id"].get<std::string>();
+    success.job = "backup";
+    success.details = std::to_string(b["page_count"].get<uint64_t>()) + " pages, " +
+                      std::to_string(b["new_pages"].get<uint64_t>()) + " new, " +
+                      std::to_string(b["stored_bytes"].get<uint64_t>()) + " bytes stored";
+    raise_alert(std::move(success));
   }
   for (const json& e : result["errors"]) {
     const bool cancelled = e.value("code", "") == "cancelled";
     log(cancelled ? Priority::kWarning : Priority::kError,
         std::string(cancelled ? "backup cancelled: " : "backup failed: ") + e["error"].get<std::string>(), fields);
     last_result_ = job->database + (cancelled ? " cancelled" : " FAILED");
+    // A backup cancelled by shutdown is not a failure anyone must act on.
+    if (!cancelled) {
+      AlertEvent failure;
+      failure.database = job->database;
+      failure.target = e.value("target", "");
+      failure.job = "backup";
+      failure.error = e["error"].get<std::string>();
+      raise_alert(std::move(failure));
+    }
   }
+  // Health may have changed (back to OK after a failure, say): look soon.
+  arm_health_check(std::chrono::seconds(2));
   for (auto& w : job->waiters) w->reply(reply_ok(result));
   job->waiters.clear();
   if (auto it = databases_.find(job->database); it != databases_.end() && it->second.running == job) {
@@ -383,7 +442,7 @@ void Daemon::handle(const Request& request, std::shared_ptr<Responder> responder
       {"reload", &Daemon::cmd_reload}, {"list", &Daemon::cmd_on_pool},
       {"show", &Daemon::cmd_on_pool},  {"verify", &Daemon::cmd_on_pool},
       {"health", &Daemon::cmd_on_pool}, {"report", &Daemon::cmd_on_pool},
-      {"rotate", &Daemon::cmd_on_pool},
+      {"rotate", &Daemon::cmd_on_pool}, {"metrics", &Daemon::cmd_on_pool},
   };
   for (const Command& c : kCommands)
     if (request.command == c.name) return (this->*c.handler)(request, std::move(responder));
@@ -420,7 +479,7 @@ void Daemon::cmd_status(const Request&, std::shared_ptr<Responder> responder) {
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   responder->reply(reply_ok({{"version", SQLBAK_VERSION}, {"pid", ::getpid()},
                              {"uptime_seconds", uptime.count()}, {"config", config_file_},
-                             {"databases", dbs}}));
+                             {"databases", dbs}, {"alerts", alert_channels_json()}}));
 }
 
 void Daemon::cmd_backup(const Request& request, std::shared_ptr<Responder> responder) {
@@ -496,10 +555,116 @@ void Daemon::cmd_on_pool(const Request& request, std::shared_ptr<Responder> resp
       result = Status::Internal(std::string("internal error: ") + e.what());
     }
     for (const std::string& w : ws.take_warnings()) log_warning(w);
-    asio::post(io_, [responder, result = std::move(result)] {
+    asio::post(io_, [this, command = request.command, responder, result = std::move(result)]() mutable {
+      if (command == "health" && result.ok()) add_alert_findings(*result);
       responder->reply(result.ok() ? reply_ok(*result) : reply_error(result.status()));
     });
   });
+}
+
+// A channel that keeps failing is a health problem of its own: nobody would
+// hear of the next failure.
+void Daemon::add_alert_findings(json& health) const {
+  if (!alerts_) return;
+  static const char* kOrder[] = {"OK", "WARNING", "CRITICAL", "UNKNOWN"};
+  for (const AlertChannelStatus& c : alerts_->channel_status()) {
+    if (c.consecutive_failures == 0) continue;
+    health["findings"].push_back(
+        {{"database", ""}, {"target", ""}, {"state", "WARNING"},
+         {"message", "alert channel " + c.channel + " " + c.url + " failed its last " +
+                         std::to_string(c.consecutive_failures) + " deliveries: " + c.last_error}});
+    if (health.value("state", "OK") == std::string("OK")) {
+      health["state"] = kOrder[1];
+      health["exit_code"] = 1;
+      health["summary"] = "SQLBAK WARNING - alert channel " + c.channel + " " + c.url + " is failing: " +
+                          c.last_error;
+    }
+  }
+}
+
+json Daemon::alert_channels_json() const {
+  json out = json::array();
+  if (!alerts_) return out;
+  for (const AlertChannelStatus& c : alerts_->channel_status())
+    out.push_back({{"channel", c.channel}, {"url", c.url}, {"on", c.on}, {"delivered", c.delivered},
+                   {"failed", c.failed}, {"dropped", c.dropped},
+                   {"consecutive_failures", c.consecutive_failures}, {"last_error", c.last_error},
+                   {"last_success", c.last_success_ms ? json(format_iso_utc(c.last_success_ms)) : json(nullptr)},
+                   {"last_failure", c.last_failure_ms ? json(format_iso_utc(c.last_failure_ms)) : json(nullptr)},
+                   {"pending", c.pending}});
+  return out;
+}
+
+// ---- alerts and health ----
+
+// Health is checked this often, and soon after every job.
+constexpr auto kHealthInterval = std::chrono::minutes(5);
+
+void Daemon::raise_alert(AlertEvent event) {
+  if (alerts_ && !stopping_) alerts_->raise(std::move(event), wall_ms());
+}
+
+void Daemon::arm_health_check(std::chrono::seconds delay) {
+  if (stopping_) return;
+  // Keep an earlier pending check: re-arming only ever brings it closer.
+  const auto when = std::chrono::steady_clock::now() + delay;
+  if (health_timer_.expiry() > std::chrono::steady_clock::now() && health_timer_.expiry() <= when) return;
+  health_timer_.expires_at(when);
+  health_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) check_health_now();
+  });
+}
+
+void Daemon::check_health_now() {
+  if (health_check_running_) {
+    arm_health_check(std::chrono::seconds(10));
+    return;
+  }
+  health_check_running_ = true;
+  Config config = workspace_->config();
+  asio::post(pool_, [this, config = std::move(config)]() mutable {
+    Workspace ws(std::move(config), wall_ms);
+    Result<json> result = Status::Internal("unhandled");
+    try {
+      result = check_health(ws, "");
+    } catch (const std::exception& e) {
+      result = Status::Internal(std::string("internal error: ") + e.what());
+    }
+    asio::post(io_, [this, result = std::move(result)] { on_health(result); });
+  });
+}
+
+void Daemon::on_health(const Result<json>& health) {
+  health_check_running_ = false;
+  arm_health_check(std::chrono::duration_cast<std::chrono::seconds>(kHealthInterval));
+  if (!health.ok()) {
+    log_warning("health check failed: " + health.status().message());
+    return;
+  }
+  for (const json& db : (*health)["databases"]) {
+    const std::string name = db.value("name", "");
+    const std::string state = db.value("state", "UNKNOWN");
+    auto it = health_states_.find(name);
+    if (it == health_states_.end()) {
+      // The first look only sets the baseline: a restart must not re-alert.
+      health_states_[name] = state;
+      if (state != "OK") log_warning("health of '" + name + "' is " + state, {name});
+      continue;
+    }
+    if (it->second == state) continue;
+    AlertEvent event;
+    event.kind = AlertKind::kHealth;
+    event.database = name;
+    event.health_old = it->second;
+    event.health_new = state;
+    for (const json& f : (*health)["findings"])
+      if (f.value("database", "") == name)
+        event.error += (event.error.empty() ? "" : "\n") + f.value("message", std::string());
+    log(state == "OK" ? Priority::kInfo : Priority::kWarning,
+        "health of '" + name + "' changed from " + it->second + " to " + state, {name});
+    it->second = state;
+    raise_alert(std::move(event));
+  }
 }
 
 // ---- rotation and scheduled verification ----
@@ -558,6 +723,11 @@ void Daemon::finish_maintenance(const std::string& database, const std::string& 
   const LogFields fields{database};
   if (!result.ok()) {
     log_error("scheduled " + kind + " of '" + database + "' failed: " + result.status().message(), fields);
+    AlertEvent failure;
+    failure.database = database;
+    failure.job = kind;
+    failure.error = result.status().message();
+    raise_alert(std::move(failure));
   } else if (kind == "rotate") {
     for (const json& r : (*result)["rotations"])
       if (r.value("error", "").empty())
@@ -570,8 +740,15 @@ void Daemon::finish_maintenance(const std::string& database, const std::string& 
                      std::to_string(p.value("packs_removed", 0)) + " pack(s), " +
                      std::to_string(p.value("bytes_removed", uint64_t{0})) + " bytes deleted",
                  fields);
-    for (const json& e : (*result)["errors"])
+    for (const json& e : (*result)["errors"]) {
       log_error("rotation of '" + database + "' failed: " + e.value("error", ""), fields);
+      AlertEvent failure;
+      failure.database = database;
+      failure.target = e.value("target", "");
+      failure.job = e.value("database", "").empty() ? "prune" : "rotate";
+      failure.error = e.value("error", "");
+      raise_alert(std::move(failure));
+    }
   } else {
     for (const json& v : (*result)["results"]) {
       if (v.value("ok", false))
@@ -579,11 +756,21 @@ void Daemon::finish_maintenance(const std::string& database, const std::string& 
                      v.value("target", "") + "': OK",
                  {database, v.value("id", "")});
       else
+      {
         log_error("scheduled verification of backup " + v.value("id", "") + " on target '" +
                       v.value("target", "") + "' FAILED: " + v.value("error", ""),
                   {database, v.value("id", "")});
+        AlertEvent failure;
+        failure.database = database;
+        failure.target = v.value("target", "");
+        failure.backup_id = v.value("id", "");
+        failure.job = "verify";
+        failure.error = v.value("error", "");
+        raise_alert(std::move(failure));
+      }
     }
   }
+  arm_health_check(std::chrono::seconds(2));
   if (auto it = databases_.find(database); it != databases_.end()) {
     it->second.maintenance_running = false;
     run_pending_maintenance(database);
@@ -615,8 +802,10 @@ void Daemon::shutdown(const std::string& why) {
   log_info("stopping (" + why + ")");
   notify_stopping();
   if (control_) control_->close();
+  if (http_) http_->close();
   scheduler_timer_.cancel();
   watchdog_timer_.cancel();
+  health_timer_.cancel();
   bool any = false;
   for (auto& [name, state] : databases_) {
     if (!state.running) continue;

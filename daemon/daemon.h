@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/alert_delivery.h"
 #include "lib/calendar.h"
 #include "lib/config.h"
 #include "lib/operations.h"
@@ -29,6 +30,7 @@
 namespace sqlbak::daemon {
 
 class ControlServer;
+class HttpServer;
 
 // How a control request is answered: events first, then one reply. Used on
 // the loop thread only.
@@ -102,8 +104,19 @@ class Daemon {
                           const Result<nlohmann::json>& result);
   void run_pending_maintenance(const std::string& database);
 
+  // Alerts and the periodic health check that raises them on changes.
+  void raise_alert(AlertEvent event);
+  void arm_health_check(std::chrono::seconds delay);
+  void check_health_now();
+  void on_health(const Result<nlohmann::json>& health);
+  void add_alert_findings(nlohmann::json& health) const;
+  nlohmann::json alert_channels_json() const;
+
   // Configuration and schedule.
   Status reload(const std::string& why);
+  // After a reload: a changed `http:` section restarts the listener; an
+  // unchanged one re-reads its token file.
+  void reload_http();
   void apply_config(Config config);
   void compute_schedules(bool catch_up);
   void arm_scheduler();
@@ -119,6 +132,7 @@ class Daemon {
   std::shared_ptr<Workspace> workspace_;
   std::map<std::string, DatabaseState> databases_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<HttpServer> http_;  // the `http:` listener, when configured
   boost::asio::signal_set signals_;
   boost::asio::steady_timer scheduler_timer_;
   boost::asio::steady_timer watchdog_timer_;
@@ -128,6 +142,15 @@ class Daemon {
   int64_t next_job_id_ = 1;
   bool stopping_ = false;
   std::string last_result_;  // for STATUS=
+  // Deliveries take seconds to minutes when a server is down: their own
+  // threads, never the loop's nor the backups' pool.
+  boost::asio::thread_pool alert_pool_{2};
+  std::unique_ptr<AlertDispatcher> alerts_;
+  boost::asio::steady_timer health_timer_;
+  bool health_check_running_ = false;
+  // Health state per database as last observed (loop thread); absent before
+  // the first check, which only sets the baseline.
+  std::map<std::string, std::string> health_states_;
 };
 
 }  // namespace sqlbak::daemon
