@@ -1,10 +1,12 @@
 #include "lib/snapshot_reader.h"
 
 #include <sqlite3.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -211,6 +213,49 @@ Result<std::string> query_text(sqlite3* db, const char* sql, const std::string& 
 
 std::atomic<uint64_t> g_capture_counter{0};
 
+bool is_readonly_error(int extended_rc) {
+  return (extended_rc & 0xff) == SQLITE_READONLY || (extended_rc & 0xff) == SQLITE_CANTOPEN;
+}
+
+std::string current_user_name() {
+  const uid_t uid = ::geteuid();
+  if (const passwd* pw = ::getpwuid(uid); pw != nullptr) return "'" + std::string(pw->pw_name) + "'";
+  return "uid " + std::to_string(uid);
+}
+
+// A reader of a WAL database needs its -shm file, and creates -wal and -shm
+// when no application has the database open. SQLite then only says "attempt
+// to write a readonly database" or "unable to open database file"; this says
+// which file or directory the user running sqlbak cannot write, and how to fix
+// it. Returns ORIGINAL when the cause is something else.
+Status explain_wal_access(const std::string& path, const Status& original) {
+  const std::string::size_type slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  const std::string shm = path + "-shm";
+  std::string cause;
+  struct stat st {};
+  if (::stat(shm.c_str(), &st) == 0) {
+    if (::access(shm.c_str(), W_OK) != 0) {
+      const int err = errno;
+      if (::access(dir.c_str(), W_OK) != 0)
+        cause = "cannot write its shared-memory file " + shm + " (" + std::strerror(err) + ") nor create files in " + dir;
+    }
+  } else if (::access(dir.c_str(), W_OK) != 0) {
+    const int err = errno;
+    cause = "cannot create its -wal and -shm files in " + dir + " (" + std::strerror(err) + ")";
+    if (err == EROFS) cause += "; the directory is on a read-only mount, as systemd's ProtectSystem=strict makes it";
+  }
+  if (cause.empty()) return original;
+  return Status(ErrorCode::kPermissionDenied,
+                "database " + path + " is in WAL mode and the user running sqlbak (" + current_user_name() +
+                    ") " + cause + ". Fix: give that user write access to " + dir +
+                    " (e.g. add it to the application's group and chmod g+rwx " + dir +
+                    "), and for sqlbakd add ReadWritePaths=" + dir +
+                    " with `systemctl edit sqlbakd`; sqlbak writes no data there "
+                    "(see \"A WAL database\" in docs/TROUBLESHOOTING.md). SQLite said: " +
+                    original.message());
+}
+
 // A busy handler for the source that polls often. SQLite's default sleeps up
 // to 100 ms between tries; against a writer that commits back to back in
 // rollback-journal mode (holding PENDING for each commit's fsyncs) a reader
@@ -268,14 +313,20 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
   if (::access(path.c_str(), R_OK) != 0)
     return Status::FromErrno(errno, "cannot read database file " + path +
                                         " (give the user running sqlbak read access)");
+  // Bytes 18 and 19 of the header are 2 when the database is in WAL mode.
+  bool wal_header = false;
   if (st.st_size > 0) {
-    char header[16] = {0};
+    unsigned char header[20] = {0};
     FILE* f = std::fopen(path.c_str(), "rb");
     size_t n = f != nullptr ? std::fread(header, 1, sizeof header, f) : 0;
     if (f != nullptr) std::fclose(f);
-    if (n < sizeof header || std::memcmp(header, "SQLite format 3", 16) != 0)
+    if (n < 16 || std::memcmp(header, "SQLite format 3", 16) != 0)
       return Status::InvalidArgument(path + " is not a SQLite database (bad file header)");
+    wal_header = n == sizeof header && (header[18] == 2 || header[19] == 2);
   }
+  const auto explain = [&](const Status& s, int extended_rc) {
+    return wal_header && is_readonly_error(extended_rc) ? explain_wal_access(path, s) : s;
+  };
 
   // Read-write so that WAL databases can use their -shm; nothing is written.
   int rc = sqlite3_open_v2(path.c_str(), &r->source_, SQLITE_OPEN_READWRITE, nullptr);
@@ -284,7 +335,8 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
     r->source_ = nullptr;
     rc = sqlite3_open_v2(path.c_str(), &r->source_, SQLITE_OPEN_READONLY, nullptr);
     if (rc != SQLITE_OK)
-      return Status::IOError("cannot open database " + path + ": " + sqlite3_errmsg(r->source_));
+      return explain(Status::IOError("cannot open database " + path + ": " + sqlite3_errmsg(r->source_)),
+                     sqlite3_extended_errcode(r->source_));
   }
   r->busy_ = std::make_unique<BusyBudget>();
   r->busy_->timeout = busy_timeout;
@@ -292,7 +344,7 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
   sqlite3_db_config(r->source_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
 
   auto mode = query_text(r->source_, "PRAGMA journal_mode", "cannot read database " + path);
-  if (!mode.ok()) return mode.status();
+  if (!mode.ok()) return explain(mode.status(), sqlite3_extended_errcode(r->source_));
   r->info_.journal_mode = *mode;
   r->info_.wal = *mode == "wal";
   auto page_size = query_text(r->source_, "PRAGMA page_size", "cannot read database " + path);
@@ -305,7 +357,7 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
     // The first read starts the transaction and pins the snapshot.
     auto s = query_text(r->source_, "SELECT count(*) FROM sqlite_schema",
                         "cannot read database " + path);
-    if (!s.ok()) return s.status();
+    if (!s.ok()) return explain(s.status(), sqlite3_extended_errcode(r->source_));
   }
 
   // The destination: a connection on the capture VFS.

@@ -81,16 +81,68 @@ class BadInput(T.EnvTestCase):
             self.assertClearError(rc, out, err, 1, names=("zero",))
         self.assert_intact()
 
-    @unittest.skipIf(IS_ROOT, "running as root: root reads a chmod 000 file anyway")
+    def as_unprivileged_user(self, keep_owned=()):
+        """The command prefix that runs sqlbakctl as a user without special rights: as
+        root, nobody (who then owns the environment but the paths in KEEP_OWNED); as
+        anyone else, that user."""
+        if not IS_ROOT:
+            return []
+        if shutil.which("setpriv") is None:
+            self.skipTest("setpriv (util-linux) is missing")
+        for d, _, files in os.walk(self.env.root):
+            for name in [d] + [os.path.join(d, f) for f in files]:
+                if not any(name.startswith(k) for k in keep_owned):
+                    os.chown(name, 65534, 65534)
+        os.chmod(self.env.root, 0o755)
+        return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+    def run_ctl_as(self, prefix, *args):
+        cmd = prefix + [T.SQLBAKCTL] + self.env.ctl_args(*args)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        return cmd, proc
+
     def test_unreadable_database(self):
         path = self.env.add_database("secret")
         T.create_db(path, rows=10)
+        prefix = self.as_unprivileged_user(keep_owned=(path,))
         os.chmod(path, 0)
         try:
-            self.backup_fails("secret", names=(path,),
-                              words=("permission", "denied", "readable", "access"))
+            cmd, proc = self.run_ctl_as(prefix, "backup", "secret")
+            self.assertClearError(proc.returncode, proc.stdout, proc.stderr, 1, names=("secret", path),
+                                  words=("permission", "denied", "readable", "access"), args=cmd)
         finally:
             os.chmod(path, 0o600)
+        self.assertNotIn("secret", [b["database"] for b in self.env.list()])
+        self.assert_intact()
+
+    def test_wal_database_in_a_directory_sqlbak_cannot_write(self):
+        """A WAL database needs its -shm: when no application has it open, the reader
+        creates -wal and -shm beside it. A user who may read the database but not write
+        its directory gets an error naming the database, the directory and the fix,
+        not SQLite's "attempt to write a readonly database"."""
+        appdir = self.env.path("app")
+        os.makedirs(appdir)
+        path = self.env.add_database("shop", os.path.join(appdir, "shop.db"))
+        T.create_db(path, rows=50, journal_mode="wal")
+        self.assertFalse(os.path.exists(path + "-shm"), "the fixture left a -shm behind")
+        prefix = self.as_unprivileged_user(keep_owned=(appdir,))
+        os.chmod(appdir, 0o755 if IS_ROOT else 0o555)
+        self.addCleanup(os.chmod, appdir, 0o755)
+        os.chmod(path, 0o644)
+        before = T.file_bytes(path)
+        cmd, proc = self.run_ctl_as(prefix, "backup", "shop")
+        self.assertClearError(proc.returncode, proc.stdout, proc.stderr, 1,
+                              names=("shop", path, appdir, "ReadWritePaths=" + appdir),
+                              words=("WAL mode",), args=cmd)
+        self.assertNotIn("attempt to write a readonly database.", proc.stderr.split("SQLite said")[0])
+        self.assertEqual(T.file_bytes(path), before, "the database was modified")
+        self.assertNotIn("shop", [b["database"] for b in self.env.list()])
+        # The fix the message gives works: write access to the directory.
+        os.chmod(appdir, 0o777)
+        cmd, proc = self.run_ctl_as(prefix, "backup", "shop")
+        self.assertEqual(proc.returncode, 0, T.describe(cmd, proc.returncode, proc.stdout, proc.stderr))
+        self.assertIn("shop", [b["database"] for b in self.env.list()])
+        self.assertEqual(T.file_bytes(path), before, "the database was modified")
         self.assert_intact()
 
     # --- repositories ---------------------------------------------------------------
