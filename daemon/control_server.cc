@@ -48,9 +48,38 @@ bool peer_allowed(int fd, gid_t group) {
   return false;
 }
 
+// A socket peer names databases and targets, and never a path: a name that
+// could step out of a repository ("../..", "a/b") is refused here, before any
+// command sees it. (`list` with database "../../.." would otherwise walk
+// directories outside the target.) Names in the configuration match
+// [A-Za-z0-9_.-]+, so no configured name is refused.
+bool is_plain_name(const std::string& s) {
+  if (s.empty() || s == "." || s == ".." || s.size() > 255) return false;
+  for (char c : s) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Status check_names(const Request& request) {
+  auto bad = [](const char* what, const std::string& v) {
+    return Status::InvalidArgument(std::string("invalid ") + what + " name " + json(v).dump() +
+                                   ": names match [A-Za-z0-9_.-]+");
+  };
+  for (const char* key : {"database", "target"}) {
+    const std::string v = arg_text(request.args, key);
+    if (!v.empty() && !is_plain_name(v)) return bad(key, v);
+  }
+  for (const std::string& v : arg_strings(request.args, "databases"))
+    if (!v.empty() && !is_plain_name(v)) return bad("database", v);
+  return Status::Ok();
+}
+
 class Connection : public Responder, public std::enable_shared_from_this<Connection> {
  public:
-  Connection(stream::socket socket, Daemon& daemon, std::shared_ptr<int> counter, std::string peer)
+  Connection(stream::socket socket, Daemon& daemon, std::shared_ptr<std::atomic<int>> counter, std::string peer)
       : socket_(std::move(socket)), timer_(socket_.get_executor()), daemon_(daemon),
         counter_(std::move(counter)), peer_(std::move(peer)) {
     ++*counter_;
@@ -107,6 +136,11 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
       auto request = decode_request(**message);
       if (!request.ok()) return self->reply(reply_error(request.status()));
       self->request_id_ = request->id;
+      if (Status st = check_names(*request); !st.ok()) {
+        log_warning("refused a control request '" + request->command + "' from " + self->peer_ + ": " +
+                    st.message());
+        return self->reply(reply_error(st));
+      }
       // One bad request must never take the daemon down.
       try {
         self->daemon_.handle(*request, self);
@@ -157,7 +191,7 @@ class Connection : public Responder, public std::enable_shared_from_this<Connect
   stream::socket socket_;
   asio::steady_timer timer_;
   Daemon& daemon_;
-  std::shared_ptr<int> counter_;
+  std::shared_ptr<std::atomic<int>> counter_;
   std::string peer_;  // "uid 1000 (pid 42)", for the log
   FrameDecoder decoder_;
   std::array<char, 8192> buf_{};

@@ -12,6 +12,7 @@
 #include <utility>  // Boost 1.74 asio uses std::exchange without including it
 
 #include <boost/asio.hpp>
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -41,7 +42,8 @@ class ControlServer {
   boost::asio::local::stream_protocol::acceptor acceptor_;
   std::string path_;
   gid_t group_ = static_cast<gid_t>(-1);
-  std::shared_ptr<int> connections_ = std::make_shared<int>(0);
+  // Atomic: a connection may be released last by a worker thread that answered it.
+  std::shared_ptr<std::atomic<int>> connections_ = std::make_shared<std::atomic<int>>(0);
 };
 
 }  // namespace sqlbak::daemon
