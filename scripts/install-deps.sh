@@ -11,7 +11,7 @@ packages=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev
   catch2
   # peers the tests and benchmarks run against
-  sqlite3 zstd restic python3 faketime systemd procps util-linux
+  sqlite3 zstd restic python3 faketime systemd procps util-linux strace
   python3-aiosmtpd awscli chromium openssl
 )
 

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cerrno>
+#include <string>
 
 #include "lib/backup.h"
 #include "lib/local_store.h"
@@ -12,18 +14,29 @@ using namespace sqlbak::test;
 
 namespace {
 
-// Delegates to a real store and fails the Nth put with ENOSPC.
+// Delegates to a real store and fails the Nth put with ENOSPC (or PUT_ERRNO, e.g.
+// EIO); with FAIL_GET_PREFIX, every get and get_range of a key that starts with
+// it fails with EIO, as a disk with a bad sector would.
 class FullDiskStore : public ObjectStore {
  public:
-  FullDiskStore(std::unique_ptr<ObjectStore> inner, int fail_at_put)
-      : inner_(std::move(inner)), fail_at_(fail_at_put) {}
+  FullDiskStore(std::unique_ptr<ObjectStore> inner, int fail_at_put, int put_errno = ENOSPC,
+                std::string fail_get_prefix = "")
+      : inner_(std::move(inner)),
+        fail_at_(fail_at_put),
+        put_errno_(put_errno),
+        fail_get_prefix_(std::move(fail_get_prefix)) {}
   std::string describe() const override { return inner_->describe(); }
   Status put(const std::string& key, std::string_view data) override {
-    if (++puts_ >= fail_at_) return Status::FromErrno(ENOSPC, describe() + ": cannot write " + key);
+    if (fail_at_ > 0 && ++puts_ >= fail_at_)
+      return Status::FromErrno(put_errno_, describe() + ": cannot write " + key);
     return inner_->put(key, data);
   }
-  Status get(const std::string& k, std::string* d) const override { return inner_->get(k, d); }
+  Status get(const std::string& k, std::string* d) const override {
+    if (read_fails(k)) return Status::FromErrno(EIO, describe() + ": cannot read object " + k);
+    return inner_->get(k, d);
+  }
   Status get_range(const std::string& k, uint64_t o, uint64_t l, std::string* d) const override {
+    if (read_fails(k)) return Status::FromErrno(EIO, describe() + ": cannot read object " + k);
     return inner_->get_range(k, o, l, d);
   }
   Result<bool> exists(const std::string& k) const override { return inner_->exists(k); }
@@ -35,9 +48,14 @@ class FullDiskStore : public ObjectStore {
   }
 
  private:
+  bool read_fails(const std::string& key) const {
+    return !fail_get_prefix_.empty() && key.compare(0, fail_get_prefix_.size(), fail_get_prefix_) == 0;
+  }
   std::unique_ptr<ObjectStore> inner_;
   std::atomic<int> puts_{0};
   int fail_at_;
+  int put_errno_;
+  std::string fail_get_prefix_;
 };
 
 struct Fixture {
@@ -48,11 +66,13 @@ struct Fixture {
 
   Fixture() { std::filesystem::create_directory(repo_dir); }
 
-  std::unique_ptr<Repository> repo(int fail_at_put = 0) {
+  std::unique_ptr<Repository> repo(int fail_at_put = 0, int put_errno = ENOSPC,
+                                   const std::string& fail_get_prefix = "") {
     auto store = LocalObjectStore::open("local", repo_dir, true);
     REQUIRE(store.ok());
     std::unique_ptr<ObjectStore> s = std::move(store).value();
-    if (fail_at_put > 0) s = std::make_unique<FullDiskStore>(std::move(s), fail_at_put);
+    if (fail_at_put > 0 || !fail_get_prefix.empty())
+      s = std::make_unique<FullDiskStore>(std::move(s), fail_at_put, put_errno, fail_get_prefix);
     auto r = Repository::open(std::move(s), "local", true);
     REQUIRE(r.ok());
     return std::move(r).value();
@@ -140,6 +160,79 @@ TEST_CASE("a full disk fails the backup, names the target, and loses nothing sto
   REQUIRE(check.ok());
   CHECK(*check == "ok");
   // And the next backup, with space again, succeeds.
+  CHECK(f.backup(repo.get()).status.ok());
+}
+
+TEST_CASE("an I/O error storing a pack, an index or the manifest fails the backup and loses nothing", "[backup]") {
+  Fixture f;
+  make_db(f.db, 20000, "delete");
+  auto repo = f.repo();
+  TargetOutcome first = f.backup(repo.get());
+  REQUIRE(first.status.ok());
+
+  sql(f.db, "UPDATE t SET b = randomblob(190)");  // every page changes
+  // Puts 1, 2 and 3 of this backup: its pack, the pack's index, its manifest.
+  for (int fail_at : {1, 2, 3}) {
+    INFO("failing put " << fail_at);
+    auto broken = f.repo(fail_at, EIO);
+    TargetOutcome failed = f.backup(broken.get());
+    REQUIRE_FALSE(failed.status.ok());
+    CHECK(failed.status.code() == ErrorCode::kIOError);
+    CHECK(failed.status.message().find("target 'local'") != std::string::npos);
+    CHECK(failed.status.message().find("'app'") != std::string::npos);
+    CHECK(failed.status.message().find("Input/output error") != std::string::npos);
+    auto listed = repo->list_manifests("app");
+    REQUIRE(listed.ok());
+    CHECK(listed->size() == 1);
+  }
+  auto check = verify_backup(*repo, first.manifest, f.dir.path(), VerifyMode::kIntegrity);
+  REQUIRE(check.ok());
+  CHECK(*check == "ok");
+  CHECK(f.backup(repo.get()).status.ok());
+}
+
+TEST_CASE("an I/O error reading a pack fails verify and restore, naming the backup and the pack", "[backup]") {
+  Fixture f;
+  make_db(f.db, 3000, "wal");
+  auto repo = f.repo();
+  TargetOutcome out = f.backup(repo.get());
+  REQUIRE(out.status.ok());
+  const std::string pack_hex = to_hex(out.manifest.packs[0].id);
+
+  auto bad_disk = f.repo(0, ENOSPC, "packs/");
+  auto check = verify_backup(*bad_disk, out.manifest, f.dir.path(), VerifyMode::kIntegrity);
+  REQUIRE_FALSE(check.ok());
+  CHECK(check.status().code() == ErrorCode::kIOError);
+  CHECK(check.status().message().find(out.manifest.id) != std::string::npos);
+  CHECK(check.status().message().find(pack_hex) != std::string::npos);
+  Status st = restore_backup(*bad_disk, out.manifest, f.dir / "restored.db", false);
+  CHECK(st.code() == ErrorCode::kIOError);
+  CHECK(st.message().find(pack_hex) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(f.dir / "restored.db"));
+  for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
+    CHECK(e.path().filename().string().find("sqlbak-restore") == std::string::npos);
+
+  // The objects themselves are fine: through a healthy disk both succeed.
+  auto again = verify_backup(*repo, out.manifest, f.dir.path(), VerifyMode::kIntegrity);
+  REQUIRE(again.ok());
+  CHECK(*again == "ok");
+  CHECK(restore_backup(*repo, out.manifest, f.dir / "restored.db", false).ok());
+}
+
+TEST_CASE("an I/O error reading the target's indexes fails the backup before anything is written", "[backup]") {
+  Fixture f;
+  make_db(f.db, 3000, "wal");
+  auto repo = f.repo();
+  REQUIRE(f.backup(repo.get()).status.ok());
+  sql(f.db, "INSERT INTO t(v) VALUES ('second')");
+  auto bad_disk = f.repo(0, ENOSPC, "index/");
+  TargetOutcome failed = f.backup(bad_disk.get());
+  REQUIRE_FALSE(failed.status.ok());
+  CHECK(failed.status.code() == ErrorCode::kIOError);
+  CHECK(failed.status.message().find("index/") != std::string::npos);
+  auto listed = repo->list_manifests("app");
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == 1);
   CHECK(f.backup(repo.get()).status.ok());
 }
 
