@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds sqlbak twice (release, and with
-# AddressSanitizer + UndefinedBehaviorSanitizer) and runs the whole test suite
-# through CTest. The README's second command; CI runs it on a clean clone.
+# Installs what is needed, builds sqlbak three times (release; AddressSanitizer +
+# UndefinedBehaviorSanitizer with the fuzz targets; ThreadSanitizer) and runs the
+# whole test suite through CTest. The README's second command; CI runs it on a clean clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -12,9 +12,24 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure
 
-# The sanitizer build runs everything but the tests labelled slow (a 1 GiB
+# The sanitizer builds use clang: its libFuzzer lets the sanitizer build also run
+# the fuzz targets briefly (tests/fuzz, docs/FUZZING.md). A build-asan/ left by an
+# earlier gcc configuration is started afresh.
+if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
+  rm -rf build-asan
+fi
+# The ASan+UBSan build runs everything but the tests labelled slow (a 1 GiB
 # database under ASan would take most of CI's budget for no extra coverage).
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSQLBAK_SANITIZE=ON
+CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSQLBAK_SANITIZE=ON -DSQLBAK_FUZZ=ON
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -LE slow
+
+# ThreadSanitizer: the unit tests (the backup pipeline's threads) and the daemon's
+# concurrency tests, against a TSan sqlbakd. TSan slows everything several times:
+# the tests' waits for the daemon are lengthened, nothing else changes.
+CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLBAK_TSAN=ON
+cmake --build build-tsan -j"$jobs"
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 SQLBAK_TEST_DAEMON_WAIT=300 \
+  ctest --test-dir build-tsan --output-on-failure \
+  -R '^(unit|integration\.(daemon|daemon_jobs|daemon_access|daemon_maintenance|daemon_alerts|concurrent))$'
