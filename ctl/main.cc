@@ -2,6 +2,7 @@
 // control request, runs it in the daemon (over its socket) or, with
 // --offline, in this process, and prints the result for people or, with
 // --json, as one JSON document.
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +15,7 @@
 #include "ctl/offline.h"
 #include "ctl/render.h"
 #include "lib/config.h"
+#include "lib/file_permissions.h"
 #include "lib/manifest.h"
 
 namespace {
@@ -67,6 +69,9 @@ int health_unknown(const sqlbak::Status& st) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --offline and restore read the S3 keys and other secrets into this
+  // process: no core dump of it, no ptrace by the same (non-root) user.
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   CLI::App app{"sqlbakctl: drive sqlbakd, or work on backups directly with --offline"};
   app.require_subcommand(1);
   GlobalOptions g;
@@ -165,8 +170,10 @@ int main(int argc, char** argv) {
       std::cerr << e.to_string() << "\n";
       errors.push_back({{"file", e.file}, {"line", e.line}, {"column", e.column}, {"message", e.message}});
     }
+    for (const std::string& w : r.warnings) std::cerr << "sqlbakctl: warning: " << w << "\n";
     if (g.json)
-      std::cout << json{{"file", file}, {"valid", r.errors.empty()}, {"errors", errors}}.dump(2) << "\n";
+      std::cout << json{{"file", file}, {"valid", r.errors.empty()}, {"errors", errors}, {"warnings", r.warnings}}.dump(2)
+                << "\n";
     else if (r.errors.empty())
       std::cout << file << ": valid, " << r.config->databases.size() << " database(s), "
                 << r.config->targets.size() << " target(s)\n";
@@ -208,6 +215,13 @@ int main(int argc, char** argv) {
   request.id = ::getpid();
 
   if (runs_locally) {
+    // Secrets go into this process: say when others can read the secret files
+    // (run_offline prints the configuration's errors itself). The configuration
+    // file itself holds no secret: its mode is for sqlbakd's log and the config
+    // checks to point out, and often is how a user of --offline reads it.
+    const auto config_warning = sqlbak::check_file_permissions(g.config_file, "configuration file");
+    for (const std::string& w : sqlbak::load_config(g.config_file).warnings)
+      if (w != config_warning) std::cerr << "sqlbakctl: warning: " << w << "\n";
     // Offline backups run from cron: progress only when someone watches.
     auto result = sqlbak::ctl::run_offline(g.config_file, request, !g.json && ::isatty(STDERR_FILENO));
     if (!result.ok()) return request.command == "health" ? health_unknown(result.status()) : fail(result.status());

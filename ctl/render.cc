@@ -167,7 +167,14 @@ void render_rotate(const json& r, std::ostream& out, std::ostream& err) {
     out << "prune " << str(p, "target") << ": " << (dry ? "would delete " : "deleted ")
         << u64(p, "packs_removed") << " of " << u64(p, "packs_total") << " pack(s), "
         << human_bytes(u64(p, "bytes_removed")) << " of " << human_bytes(u64(p, "bytes_before"))
-        << (dry ? " (garbage already there; the backups above would free more)" : "") << "\n";
+        << (dry ? " (once the backups above are removed)" : "") << "\n";
+    if (u64(p, "packs_repacked") > 0)
+      out << "repack " << str(p, "target") << ": " << (dry ? "would repack " : "repacked ")
+          << u64(p, "packs_repacked") << " mostly unused pack(s) into " << (dry ? "about " : "")
+          << human_bytes(u64(p, "bytes_written")) << (dry ? "" : " (" + std::to_string(u64(p, "packs_written")) + " pack(s))")
+          << ", " << (dry ? "freeing about " : "freed ") << human_bytes(u64(p, "bytes_reclaimed"))
+          << "; " << u64(p, "manifests_rewritten") << " backup manifest(s) " << (dry ? "to rewrite" : "rewritten")
+          << "\n";
   }
   for (const json& e : r.value("errors", json::array()))
     err << "sqlbakctl: rotate" << (str(e, "database").empty() ? "" : " of " + str(e, "database"))

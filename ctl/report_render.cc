@@ -62,6 +62,25 @@ std::string ratio_value_text(const json& j, const char* key) {
   return buf;
 }
 
+// 1234567 -> "1,234,567".
+std::string grouped(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+// "1,234 PUT, 56 GET, 12 LIST, 3 DELETE, 1.2 GiB up, 40 MiB down" of the
+// requests and bytes of a totals or targets entry.
+std::string transfers_text(const json& j) {
+  const json& r = j.contains("requests") && j["requests"].is_object() ? j["requests"] : json::object();
+  return grouped(i64(r, "put")) + " PUT, " + grouped(i64(r, "get")) + " GET, " + grouped(i64(r, "list")) +
+         " LIST, " + grouped(i64(r, "delete")) + " DELETE, " + bytes_text(f64(j, "uploaded_bytes")) + " up, " +
+         bytes_text(f64(j, "downloaded_bytes")) + " down";
+}
+
 std::string count_text(int64_t n, const char* word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
@@ -155,10 +174,7 @@ void render_totals(const json& t, const json& verifications, std::ostream& out) 
   out << "Compression    mean " << ratio_value_text(t, "mean_ratio") << " (pages stored / bytes written)\n";
   out << "Stored         " << bytes_text(f64(t, "stored_bytes")) << ", "
       << bytes_text(f64(t, "stored_bytes_per_day")) << " a day\n";
-  const json& r = t.contains("requests") && t["requests"].is_object() ? t["requests"] : json::object();
-  out << "Uploaded       " << bytes_text(f64(t, "uploaded_bytes")) << "; requests: " << i64(r, "put")
-      << " put, " << i64(r, "get") << " get, " << i64(r, "list") << " list, " << i64(r, "delete")
-      << " delete\n";
+  out << "Transfers      " << transfers_text(t) << "\n";
   out << "Verifications  " << count_text(i64(verifications, "runs"), "run") << ", "
       << i64(verifications, "failures") << " failed\n";
 }
@@ -176,6 +192,15 @@ void render_databases(const json& databases, std::ostream& out) {
                     str(d, "last_success").empty() ? "-" : str(d, "last_success")});
   }
   out << render_table(rows);
+}
+
+// One line per target: what the window's jobs asked of it (S3 bills per request).
+void render_targets(const json& targets, std::ostream& out) {
+  out << "Requests and bytes per target:\n";
+  for (const json& t : targets) {
+    out << "  target " << str(t, "name") << ": " << transfers_text(t) << " (" << count_text(i64(t, "jobs"), "job")
+        << ")\n";
+  }
 }
 
 void render_chart(const json& per_day, bool unicode, std::ostream& out) {
@@ -221,6 +246,12 @@ void render_report(const json& report, std::ostream& out, bool unicode_chart) {
   if (!databases.empty()) {
     out << "\n";
     render_databases(databases, out);
+  }
+
+  const json& targets = report.value("targets", json::array());
+  if (!targets.empty()) {
+    out << "\n";
+    render_targets(targets, out);
   }
 
   const json& per_day = report.value("per_day", json::array());

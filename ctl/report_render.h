@@ -9,7 +9,7 @@
 namespace sqlbak::ctl {
 
 // Prints REPORT on OUT: a header with the window, the totals, a table of the
-// databases, a chart of the bytes stored per day (per week or month when the
+// databases, the requests and bytes of each target, a chart of the bytes stored per day (per week or month when the
 // window is long: at most about 60 lines), the most frequent errors and the
 // recommendations. The chart's bars are drawn with the Unicode block elements
 // when UNICODE_CHART (eighths of a cell), else with ASCII '#'. Missing fields

@@ -28,7 +28,9 @@ struct RunningJob {
   std::string database;
   std::string trigger;  // "schedule", "request", "catch-up"
   DatabaseConfig config;
-  std::shared_ptr<Workspace> workspace;  // keeps the repositories alive across a reload
+  // The job's own, not the daemon's: its stores count only this job's requests
+  // (Workspace::record charges them), and it outlives a reload.
+  std::shared_ptr<Workspace> workspace;
   std::unique_ptr<BackupJob> job;
   int64_t started_ms = 0;
   uint32_t done = 0, total = 0;
@@ -166,6 +168,7 @@ Status Daemon::reload(const std::string& why) {
                                    (loaded.errors.size() > 1 ? " (and " + std::to_string(loaded.errors.size() - 1) + " more)" : ""));
   }
   notify_reloading();
+  for (const std::string& w : loaded.warnings) log_warning(w);
   if (loaded.config->socket != workspace_->config().socket)
     log_warning("a new control socket path takes effect at the next start");
   loaded.config->socket = workspace_->config().socket;
@@ -298,20 +301,20 @@ std::shared_ptr<RunningJob> Daemon::start_backup(const std::string& name, const 
   job->database = name;
   job->trigger = trigger;
   job->config = state.config;
-  job->workspace = workspace_;
+  job->workspace = std::make_shared<Workspace>(workspace_->config(), wall_ms);
   job->started_ms = wall_ms();
   job->retry_timer = std::make_unique<asio::steady_timer>(io_);
   state.running = job;
   log_info("backup of '" + name + "' started (" + trigger + ")", {name, "", job->id});
   update_status();
 
-  auto request = prepare_backup(*job->workspace, job->config);
-  if (!request.ok()) {
-    finish_job(job, request.status(), {});
-    return job;
-  }
-  asio::post(pool_, [this, job, req = std::move(request).value()]() mutable {
-    auto started = BackupJob::start(std::move(req));
+  // Opening the job's targets may mean network requests (S3) and their
+  // retries: on the pool, never on the loop.
+  asio::post(pool_, [this, job]() mutable {
+    auto request = prepare_backup(*job->workspace, job->config);
+    Result<std::unique_ptr<BackupJob>> started =
+        request.ok() ? BackupJob::start(std::move(request).value())
+                     : Result<std::unique_ptr<BackupJob>>(request.status());
     asio::post(io_, [this, job, started = std::move(started)]() mutable {
       if (!started.ok()) return finish_job(job, started.status(), {});
       job->job = std::move(started).value();
@@ -378,6 +381,19 @@ void Daemon::finish_when_drained(const std::shared_ptr<RunningJob>& job) {
 
 void Daemon::finish_job(const std::shared_ptr<RunningJob>& job, const Status& status,
                         std::vector<TargetOutcome> outcomes) {
+  if (job->job) {
+    // Release the job's locks first (their DELETE requests are the job's
+    // cost, and the record charges what the stores did so far); joining a
+    // BackupJob's threads may take a moment: not on the loop.
+    asio::post(pool_, [this, job, status, outcomes = std::move(outcomes),
+                       done = std::shared_ptr<BackupJob>(std::move(job->job))]() mutable {
+      done.reset();
+      asio::post(io_, [this, job, status, outcomes = std::move(outcomes)]() mutable {
+        finish_job(job, status, std::move(outcomes));
+      });
+    });
+    return;
+  }
   json result = record_backup(*job->workspace, job->config, job->started_ms, status, outcomes);
   for (const std::string& w : job->workspace->take_warnings()) log_warning(w, {job->database});
   const LogFields fields{job->database, "", job->id};
@@ -424,8 +440,6 @@ void Daemon::finish_job(const std::shared_ptr<RunningJob>& job, const Status& st
     it->second.running.reset();
     run_pending_maintenance(job->database);
   }
-  // Joining a BackupJob's threads may take a moment: not on the loop.
-  if (job->job) asio::post(pool_, [j = std::shared_ptr<BackupJob>(std::move(job->job))] {});
   update_status();
   if (stopping_ && idle()) io_.stop();
 }

@@ -3,6 +3,8 @@
 // (systemd Type=notify).
 #include <utility>  // Boost 1.74 asio uses std::exchange without including it
 
+#include <sys/prctl.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <iostream>
@@ -13,6 +15,10 @@
 #include "lib/config.h"
 
 int main(int argc, char** argv) {
+  // The daemon holds S3 keys, the SMTP password and the HTTP token in memory:
+  // no core dump, and no ptrace or /proc/PID/mem by the same (non-root) user.
+  // First thing, before any secret is read.
+  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   CLI::App app{"sqlbakd: the sqlbak backup daemon"};
   std::string config_file = "/etc/sqlbak/sqlbak.yaml";
   bool check_only = false;
@@ -33,6 +39,7 @@ int main(int argc, char** argv) {
   for (const sqlbak::ConfigError& e : r.errors) std::cerr << e.to_string() << "\n";
   if (!r.config) return 1;
   if (check_only) {
+    for (const std::string& w : r.warnings) std::cerr << "warning: " << w << "\n";
     std::cout << config_file << ": valid, " << r.config->databases.size() << " database(s)\n";
     const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::system_clock::now().time_since_epoch()).count();
@@ -49,6 +56,7 @@ int main(int argc, char** argv) {
   }
 
   sqlbak::daemon::log_init();
+  for (const std::string& w : r.warnings) sqlbak::daemon::log_warning(w);
   boost::asio::io_context io;
   int exit_status = 0;
   {

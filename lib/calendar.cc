@@ -1477,6 +1477,8 @@ Result<int64_t> parse_calendar_base_time(std::string_view text, int64_t now_us) 
       }
     }
     if (i != s.size()) return bad("trailing characters after the seconds");
+    // 15 digits fit in int64_t, but not all of them once multiplied by 10^6.
+    if (secs > (INT64_MAX - frac) / kUsPerSec) return bad("out of range");
     return secs * kUsPerSec + frac;
   }
 

@@ -93,6 +93,10 @@ Status compress_block(BlockCodec codec, int level, std::string_view input, std::
 
 Status decompress_block(BlockCodec codec, std::string_view input, size_t expected_size,
                         std::string* out) {
+  // The size comes from the block header: checked before OUT is sized to it.
+  if (expected_size > kMaxBlockRawSize)
+    return Status::Corruption("damaged block header: it announces " + std::to_string(expected_size) +
+                              " bytes, more than a block holds (" + std::to_string(kMaxBlockRawSize) + ")");
   switch (codec) {
     case BlockCodec::kNone:
       if (input.size() != expected_size)

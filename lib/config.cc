@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 
 #include "lib/calendar.h"
 #include "lib/duration.h"
+#include "lib/file_permissions.h"
 
 namespace sqlbak {
 
@@ -155,6 +157,7 @@ class ConfigLoader {
  public:
   explicit ConfigLoader(std::string file);
   ConfigLoadResult load(const std::string& text);
+  std::vector<std::string> take_warnings() { return std::move(warnings_); }
 
  private:
   void error(const YAML::Mark& at, std::string message);
@@ -209,6 +212,7 @@ class ConfigLoader {
   Config config_;
   std::vector<ConfigError> errors_;
   bool defaults_targets_given_ = false;
+  std::vector<std::string> warnings_;  // see ConfigLoadResult::warnings
   std::map<std::string, int> database_name_lines_;  // name -> 1-based line of its first definition
 };
 
@@ -474,6 +478,7 @@ bool ConfigLoader::read_secret_file(const Field& f, std::string& out) {
     error(f, in_quotes(f.path) + ": " + in_quotes(resolved.string()) + " is not a regular file");
     return false;
   }
+  if (auto w = check_file_permissions(resolved.string(), "secret file (" + f.path + ")")) warnings_.push_back(*w);
   out = resolved.string();
   return true;
 }
@@ -788,10 +793,70 @@ void ConfigLoader::read_alerts(const Field& f) {
   visit_map(f, keys);
 }
 
+// Records where each document of a YAML stream starts and where its root
+// node is, and nothing else.
+class DocumentPlaces : public YAML::EventHandler {
+ public:
+  struct Document {
+    YAML::Mark start;  // the document's first token
+    YAML::Mark root;   // its root node (what YAML::Node::Mark() gives)
+    bool has_root = false;
+  };
+  std::vector<Document> documents;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { documents.push_back({mark, mark}); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (documents.empty() || documents.back().has_root) return;
+    documents.back().root = mark;
+    documents.back().has_root = true;
+  }
+};
+
 ConfigLoadResult ConfigLoader::load(const std::string& text) {
-  std::vector<YAML::Node> documents;
+  // Not YAML::LoadAll(): in yaml-cpp 0.7 it never returns on text such as ","
+  // or "\"a\",". Its parser meets a token that starts no node, reports an
+  // empty document without consuming the token, and does so again on every
+  // call; LoadAll collects these documents until memory runs out
+  // (jbeder/yaml-cpp#1040, fixed after 0.8.0). So the documents are counted
+  // with the parser itself, stopping at the third, and only a text of one
+  // document is loaded.
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentPlaces places;
+    while (places.documents.size() < 3 && parser.HandleNextDocument(places)) {
+    }
+    const std::vector<DocumentPlaces::Document>& docs = places.documents;
+    // Two documents that start at the same place: the first consumed nothing,
+    // so the parser is stuck on the token there.
+    const DocumentPlaces::Document* stuck = nullptr;
+    for (size_t i = 0; i + 1 < docs.size() && stuck == nullptr; ++i)
+      if (docs[i].start.pos == docs[i + 1].start.pos) stuck = &docs[i];
+    if (stuck != nullptr) {
+      error(stuck->start, "YAML syntax error: unexpected token (a ',' outside [ ] or { }?)");
+    } else if (docs.size() > 1) {
+      error(docs[1].root, "only one YAML document is allowed");
+    } else {
+      root = YAML::Load(text);
+    }
   } catch (const YAML::ParserException& e) {
     error(e.mark, "YAML syntax error: " + e.msg);
   } catch (const YAML::Exception& e) {
@@ -800,8 +865,6 @@ ConfigLoadResult ConfigLoader::load(const std::string& text) {
 
   if (errors_.empty()) {
     try {
-      if (documents.size() > 1) error(documents[1].Mark(), "only one YAML document is allowed");
-      YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
       Field root_field{root, root.Mark(), ""};
       // Sections refer to each other (databases name targets and inherit
       // defaults), so they are collected first and read in dependency order.
@@ -853,7 +916,10 @@ ConfigLoadResult ConfigLoader::load(const std::string& text) {
 }  // namespace
 
 ConfigLoadResult load_config_from_string(const std::string& text, const std::string& file) {
-  return ConfigLoader(file).load(text);
+  ConfigLoader loader(file);
+  ConfigLoadResult result = loader.load(text);
+  result.warnings = loader.take_warnings();
+  return result;
 }
 
 ConfigLoadResult load_config(const std::string& file) {
@@ -871,7 +937,9 @@ ConfigLoadResult load_config(const std::string& file) {
     result.errors.push_back(ConfigError{file, 0, 0, "cannot read: I/O error"});
     return result;
   }
-  return load_config_from_string(text.str(), file);
+  ConfigLoadResult result = load_config_from_string(text.str(), file);
+  if (auto w = check_file_permissions(file, "configuration file")) result.warnings.insert(result.warnings.begin(), *w);
+  return result;
 }
 
 std::string example_config() {

@@ -125,6 +125,10 @@ struct ConfigError {
 struct ConfigLoadResult {
   std::optional<Config> config;     // set when errors is empty
   std::vector<ConfigError> errors;  // every problem found
+  // Not errors: the configuration or a secret file it names is readable or
+  // writable by other users (lib/file_permissions.h), each naming the file and
+  // the chmod that fixes it. Callers log or print them.
+  std::vector<std::string> warnings;
 };
 
 // Loads and validates FILE. A `*_file` key whose value is a relative name is

@@ -138,7 +138,9 @@ Result<int64_t> parse_micros(std::string_view text) {
     for (char c : fraction) {
       digit_value /= 10;
       if (digit_value == 0) break;
-      group += (c - '0') * digit_value;
+      const int64_t add = (c - '0') * digit_value;
+      if (group > kMax - add) return invalid(text, "too large");
+      group += add;
     }
     if (group > kMax - total) return invalid(text, "too large");
     total += group;

@@ -130,19 +130,26 @@ std::string LocalObjectStore::describe() const {
 }
 
 Status LocalObjectStore::ensure_dir(const std::string& dir) const {
-  // Create each missing component below root_; they are few and shallow.
-  if (::mkdir(dir.c_str(), 0750) == 0 || errno == EEXIST) return Status::Ok();
+  // Create each missing component below root_; they are few and shallow. A new
+  // directory is made durable (its parent fsynced) before anything goes in it:
+  // a manifest that survives a power loss must not lose its pack's directory.
+  const size_t slash = dir.rfind('/');
+  const auto created = [&] { return slash == std::string::npos ? Status::Ok() : fsync_dir(dir.substr(0, slash)); };
+  if (::mkdir(dir.c_str(), 0750) == 0) return created();
+  if (errno == EEXIST) return Status::Ok();
   if (errno == ENOENT) {
-    size_t slash = dir.rfind('/');
     if (slash == std::string::npos || slash <= root_.size()) return Status::FromErrno(ENOENT, "cannot create " + dir);
     SQLBAK_RETURN_IF_ERROR(ensure_dir(dir.substr(0, slash)));
-    if (::mkdir(dir.c_str(), 0750) == 0 || errno == EEXIST) return Status::Ok();
+    if (::mkdir(dir.c_str(), 0750) == 0) return created();
+    if (errno == EEXIST) return Status::Ok();
   }
   return Status::FromErrno(errno, "cannot create directory " + dir);
 }
 
 Status LocalObjectStore::put(const std::string& key, std::string_view data) {
   if (!is_valid_object_key(key)) return Status::Internal("invalid object key '" + key + "'");
+  puts_.fetch_add(1, std::memory_order_relaxed);
+  bytes_written_.fetch_add(data.size(), std::memory_order_relaxed);
   const std::string final_path = path_of(key);
   const std::string dir = final_path.substr(0, final_path.rfind('/'));
   const std::string tmp_dir = root_ + "/tmp";
@@ -167,6 +174,7 @@ Status LocalObjectStore::put(const std::string& key, std::string_view data) {
 
 Status LocalObjectStore::get(const std::string& key, std::string* data) const {
   if (!is_valid_object_key(key)) return Status::InvalidArgument("invalid object key '" + key + "'");
+  gets_.fetch_add(1, std::memory_order_relaxed);
   const std::string path = path_of(key);
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "cannot open object " + path);
@@ -182,12 +190,14 @@ Status LocalObjectStore::get(const std::string& key, std::string* data) const {
     done += static_cast<size_t>(n);
   }
   data->resize(done);
+  bytes_read_.fetch_add(done, std::memory_order_relaxed);
   return Status::Ok();
 }
 
 Status LocalObjectStore::get_range(const std::string& key, uint64_t offset, uint64_t length,
                                    std::string* data) const {
   if (!is_valid_object_key(key)) return Status::InvalidArgument("invalid object key '" + key + "'");
+  gets_.fetch_add(1, std::memory_order_relaxed);
   const std::string path = path_of(key);
   FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return Status::FromErrno(errno, "cannot open object " + path);
@@ -201,10 +211,12 @@ Status LocalObjectStore::get_range(const std::string& key, uint64_t offset, uint
     if (n == 0) return Status::Corruption("object " + path + " is shorter than expected");
     done += static_cast<size_t>(n);
   }
+  bytes_read_.fetch_add(done, std::memory_order_relaxed);
   return Status::Ok();
 }
 
 Result<bool> LocalObjectStore::exists(const std::string& key) const {
+  gets_.fetch_add(1, std::memory_order_relaxed);
   struct stat st {};
   if (::stat(path_of(key).c_str(), &st) == 0) return true;
   if (errno == ENOENT) return false;
@@ -212,6 +224,7 @@ Result<bool> LocalObjectStore::exists(const std::string& key) const {
 }
 
 Result<std::vector<ObjectInfo>> LocalObjectStore::list(const std::string& prefix) const {
+  lists_.fetch_add(1, std::memory_order_relaxed);
   // Walk the directory that holds PREFIX (keys are short paths) and filter.
   std::vector<ObjectInfo> out;
   std::string base = prefix.substr(0, prefix.rfind('/') == std::string::npos ? 0 : prefix.rfind('/'));
@@ -247,9 +260,26 @@ Result<std::vector<ObjectInfo>> LocalObjectStore::list(const std::string& prefix
 
 Status LocalObjectStore::remove(const std::string& key) {
   if (!is_valid_object_key(key)) return Status::InvalidArgument("invalid object key '" + key + "'");
-  if (::unlink(path_of(key).c_str()) != 0 && errno != ENOENT)
-    return Status::FromErrno(errno, "cannot remove " + path_of(key));
-  return Status::Ok();
+  deletes_.fetch_add(1, std::memory_order_relaxed);
+  const std::string path = path_of(key);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::FromErrno(errno, "cannot remove " + path);
+  }
+  // Durable before the caller goes on: prune removes a manifest, then what only
+  // it needed; after a power loss the manifest must not come back without them.
+  return fsync_dir(path.substr(0, path.rfind('/'))).WithContext(describe());
+}
+
+TransferCounters LocalObjectStore::counters() const {
+  TransferCounters c;
+  c.put_requests = puts_.load(std::memory_order_relaxed);
+  c.get_requests = gets_.load(std::memory_order_relaxed);
+  c.list_requests = lists_.load(std::memory_order_relaxed);
+  c.delete_requests = deletes_.load(std::memory_order_relaxed);
+  c.bytes_uploaded = bytes_written_.load(std::memory_order_relaxed);
+  c.bytes_downloaded = bytes_read_.load(std::memory_order_relaxed);
+  return c;
 }
 
 void LocalObjectStore::remove_stale_temporaries() const {
@@ -294,7 +324,9 @@ Result<std::unique_ptr<StoreLock>> LocalObjectStore::lock(const std::string& nam
   if (!fd.ok()) return fd.status();
   std::time_t now = std::time(nullptr);
   char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  std::tm utc{};
+  ::gmtime_r(&now, &utc);  // gmtime's static buffer races between two jobs' locks
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
   std::string owner =
       "host " + hostname() + ", pid " + std::to_string(::getpid()) + ", since " + when + "\n";
   if (::ftruncate(*fd, 0) == 0) (void)!::pwrite(*fd, owner.data(), owner.size(), 0);

@@ -9,9 +9,15 @@
 // when the holding process dies, so a crashed backup never blocks the next.
 // The lock file records the holder (host, pid, time) for the error message.
 //
+// counters() counts each call as the request an object store would make:
+// put() a PUT, get(), get_range() and exists() a GET, list() a LIST, remove()
+// a DELETE (so remove_many() one DELETE per key); bytes are object bodies
+// written and read. Locks are flock(2) calls, not requests, and are not counted.
+//
 // The directory ROOT must exist; the store creates its sub-directories.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -38,6 +44,7 @@ class LocalObjectStore : public ObjectStore {
   Status remove(const std::string& key) override;
   Result<std::unique_ptr<StoreLock>> lock(const std::string& name) override;
   Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& name) override;
+  TransferCounters counters() const override;
 
   const std::string& root() const { return root_; }
 
@@ -52,6 +59,9 @@ class LocalObjectStore : public ObjectStore {
 
   std::string name_;
   std::string root_;
+  // Mutable: reads count too. Relaxed atomics: totals, no ordering needed.
+  mutable std::atomic<uint64_t> puts_{0}, gets_{0}, lists_{0}, deletes_{0};
+  mutable std::atomic<uint64_t> bytes_written_{0}, bytes_read_{0};
 };
 
 }  // namespace sqlbak

@@ -3,7 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <ctime>
+#include <limits>
 #include <random>
+#include <utility>
 
 namespace sqlbak {
 
@@ -83,6 +85,28 @@ json to_json(const Manifest& m) {
               {"pages", pages}};
 }
 
+// Reads V, the manifest field NAME, into OUT. Only a JSON integer in OUT's
+// range is accepted: nlohmann holds 1.5, 1e300 and integers beyond 64 bits as
+// doubles, and get<T>() of a double outside T's range is undefined behaviour;
+// an integer outside T's range would be truncated to a valid-looking value.
+template <typename T>
+Status read_integer(const json& v, const std::string& name, T* out) {
+  bool in_range = false;
+  if (v.is_number_unsigned()) {
+    in_range = std::in_range<T>(v.get<uint64_t>());
+  } else if (v.is_number_integer()) {
+    in_range = std::in_range<T>(v.get<int64_t>());
+  } else {
+    return Status::Corruption("manifest field '" + name + "' is not an integer: " + v.dump());
+  }
+  if (!in_range)
+    return Status::Corruption("manifest field '" + name + "' is out of range (" +
+                              std::to_string(std::numeric_limits<T>::min()) + ".." +
+                              std::to_string(std::numeric_limits<T>::max()) + "): " + v.dump());
+  *out = v.get<T>();
+  return Status::Ok();
+}
+
 Status read_digest(const json& j, const char* key, Digest* out) {
   if (!j.contains(key) || !j[key].is_string() || !from_hex(j[key].get<std::string>(), out))
     return Status::Corruption(std::string("manifest field '") + key + "' is not a SHA-256");
@@ -105,7 +129,8 @@ Result<Manifest> decode_manifest(std::string_view bytes) {
   if (w.is_discarded() || !w.is_object()) return Status::Corruption("manifest is not valid JSON");
   if (!w.contains("format") || !w["format"].is_number_integer())
     return Status::Corruption("manifest has no format version");
-  if (w["format"].get<int>() != kManifestFormatVersion)
+  // Compared as JSON numbers: get<int>() would read 4294967297 as 1.
+  if (w["format"] != kManifestFormatVersion)
     return Status::Unsupported("manifest format version " + w["format"].dump() +
                                " is not supported by this sqlbak");
   if (!w.contains("manifest") || !w["manifest"].is_object())
@@ -120,37 +145,47 @@ Result<Manifest> decode_manifest(std::string_view bytes) {
     m.id = j.at("id").get<std::string>();
     m.database = j.at("database").get<std::string>();
     m.created = j.at("created").get<std::string>();
-    m.created_unix_ms = j.at("created_unix_ms").get<int64_t>();
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("created_unix_ms"), "created_unix_ms", &m.created_unix_ms));
     m.kind = j.at("kind").get<std::string>();
-    m.page_size = j.at("page_size").get<uint32_t>();
-    m.page_count = j.at("page_count").get<uint32_t>();
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("page_size"), "page_size", &m.page_size));
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("page_count"), "page_count", &m.page_count));
     m.journal_mode = j.at("journal_mode").get<std::string>();
     m.sqlite_version = j.at("sqlite_version").get<std::string>();
     m.source_path = j.at("source_path").get<std::string>();
-    m.source_bytes = j.at("source_bytes").get<uint64_t>();
-    m.stored_bytes = j.at("stored_bytes").get<uint64_t>();
-    m.new_pages = j.at("new_pages").get<uint64_t>();
-    m.duration_ms = j.at("duration_ms").get<int64_t>();
-    m.restarts = j.at("restarts").get<uint32_t>();
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("source_bytes"), "source_bytes", &m.source_bytes));
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("stored_bytes"), "stored_bytes", &m.stored_bytes));
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("new_pages"), "new_pages", &m.new_pages));
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("duration_ms"), "duration_ms", &m.duration_ms));
+    SQLBAK_RETURN_IF_ERROR(read_integer(j.at("restarts"), "restarts", &m.restarts));
     const json& s = j.at("settings");
     m.compression = s.at("compression").get<std::string>();
-    m.compression_level = s.at("compression_level").get<int>();
+    SQLBAK_RETURN_IF_ERROR(
+        read_integer(s.at("compression_level"), "settings.compression_level", &m.compression_level));
     m.verify = s.at("verify").get<std::string>();
-    m.step_pages = s.at("step_pages").get<uint32_t>();
+    SQLBAK_RETURN_IF_ERROR(read_integer(s.at("step_pages"), "settings.step_pages", &m.step_pages));
     m.verification = j.at("verification").get<std::string>();
     m.host = j.at("host").get<std::string>();
+    // Iterating a JSON scalar would visit the scalar itself.
+    if (!j.at("packs").is_array()) return Status::Corruption("manifest field 'packs' is not a list");
     for (const json& p : j.at("packs")) {
+      const std::string where = "packs[" + std::to_string(m.packs.size()) + "]";
       ManifestPack mp;
       SQLBAK_RETURN_IF_ERROR(read_digest(p, "id", &mp.id));
       SQLBAK_RETURN_IF_ERROR(read_digest(p, "index_sha256", &mp.index_sha256));
-      mp.size = p.at("size").get<uint64_t>();
-      mp.index_size = p.at("index_size").get<uint64_t>();
+      SQLBAK_RETURN_IF_ERROR(read_integer(p.at("size"), where + ".size", &mp.size));
+      SQLBAK_RETURN_IF_ERROR(read_integer(p.at("index_size"), where + ".index_size", &mp.index_size));
       m.packs.push_back(mp);
     }
+    if (!j.at("pages").is_array()) return Status::Corruption("manifest field 'pages' is not a list");
     for (const json& r : j.at("pages")) {
       if (!r.is_array() || r.size() != 4) return Status::Corruption("malformed page run");
-      m.runs.push_back({r[0].get<uint32_t>(), r[1].get<uint32_t>(), r[2].get<uint32_t>(),
-                        r[3].get<uint32_t>()});
+      const std::string where = "pages[" + std::to_string(m.runs.size()) + "]";
+      PageRun run;
+      SQLBAK_RETURN_IF_ERROR(read_integer(r[0], where + "[0]", &run.first_page));
+      SQLBAK_RETURN_IF_ERROR(read_integer(r[1], where + "[1]", &run.count));
+      SQLBAK_RETURN_IF_ERROR(read_integer(r[2], where + "[2]", &run.pack));
+      SQLBAK_RETURN_IF_ERROR(read_integer(r[3], where + "[3]", &run.first_entry));
+      m.runs.push_back(run);
     }
   } catch (const json::exception& e) {
     return Status::Corruption(std::string("malformed manifest: ") + e.what());

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <iostream>
 
 #include "lib/target_store.h"
 #include "lib/health.h"
@@ -17,6 +19,19 @@ namespace sqlbak {
 
 using nlohmann::json;
 
+namespace {
+
+void add_transfers(const TransferCounters& d, JobRecord* job) {
+  job->put_requests += static_cast<int64_t>(d.put_requests);
+  job->get_requests += static_cast<int64_t>(d.get_requests);
+  job->list_requests += static_cast<int64_t>(d.list_requests);
+  job->delete_requests += static_cast<int64_t>(d.delete_requests);
+  job->bytes_uploaded += static_cast<int64_t>(d.bytes_uploaded);
+  job->bytes_downloaded += static_cast<int64_t>(d.bytes_downloaded);
+}
+
+}  // namespace
+
 Workspace::Workspace(Config config, std::function<int64_t()> now_ms)
     : config_(std::move(config)), now_ms_(std::move(now_ms)) {}
 
@@ -26,7 +41,15 @@ Result<Repository*> Workspace::repository(const std::string& name, bool writable
   auto t = config_.targets.find(name);
   if (t == config_.targets.end())
     return Status::NotFound("no target named '" + name + "' in " + config_.source_file);
-  auto store = open_target_store(t->second, writable);
+  std::weak_ptr<WarningList> sink = warnings_;
+  auto store = open_target_store(t->second, writable, [sink](const std::string& text) {
+    if (auto list = sink.lock()) {
+      std::lock_guard<std::mutex> g(list->mu);
+      list->items.push_back(text);
+    } else {
+      std::cerr << program_invocation_short_name << ": warning: " << text << "\n";
+    }
+  });
   // A missing or unusable directory is an error for readers too: an empty
   // listing would hide a mistyped path or an unmounted disk.
   if (!store.ok()) return store.status().code() == ErrorCode::kNotFound
@@ -75,18 +98,44 @@ Catalog* Workspace::catalog() {
   auto c = Catalog::open(config_.state_dir);
   if (!c.ok()) {
     catalog_failed_ = true;
-    warnings_.push_back("job history not recorded: " + c.status().message());
+    warn("job history not recorded: " + c.status().message());
     return nullptr;
   }
   catalog_ = std::move(c).value();
   return catalog_.get();
 }
 
+TransferCounters Workspace::take_transfers(const std::string& name) {
+  auto repo = repos_.find(name);
+  if (repo == repos_.end()) return {};
+  const TransferCounters now = repo->second->store().counters();
+  const TransferCounters before = std::exchange(recorded_[name], now);
+  TransferCounters d;
+  d.put_requests = now.put_requests - before.put_requests;
+  d.get_requests = now.get_requests - before.get_requests;
+  d.list_requests = now.list_requests - before.list_requests;
+  d.delete_requests = now.delete_requests - before.delete_requests;
+  d.bytes_uploaded = now.bytes_uploaded - before.bytes_uploaded;
+  d.bytes_downloaded = now.bytes_downloaded - before.bytes_downloaded;
+  return d;
+}
+
 void Workspace::record(const JobRecord& job) {
-  if (Catalog* c = catalog()) {
-    auto r = c->record(job);
-    if (!r.ok()) warnings_.push_back(r.status().message());
+  JobRecord charged = job;
+  if (repos_.count(job.target) != 0) {
+    charged.put_requests = charged.get_requests = charged.list_requests = charged.delete_requests = 0;
+    charged.bytes_uploaded = charged.bytes_downloaded = 0;
+    add_transfers(take_transfers(job.target), &charged);
   }
+  if (Catalog* c = catalog()) {
+    auto r = c->record(charged);
+    if (!r.ok()) warn(r.status().message());
+  }
+}
+
+void Workspace::warn(std::string text) {
+  std::lock_guard<std::mutex> g(warnings_->mu);
+  warnings_->items.push_back(std::move(text));
 }
 
 std::string Workspace::scratch_dir() {
@@ -99,7 +148,10 @@ std::string Workspace::scratch_dir() {
   return tmp != nullptr && *tmp != '\0' ? tmp : "/var/tmp";
 }
 
-std::vector<std::string> Workspace::take_warnings() { return std::exchange(warnings_, {}); }
+std::vector<std::string> Workspace::take_warnings() {
+  std::lock_guard<std::mutex> g(warnings_->mu);
+  return std::exchange(warnings_->items, {});
+}
 
 JobRecord finished_job(const std::string& kind, const std::string& database,
                        const std::string& target, const std::string& backup_id,
@@ -342,13 +394,16 @@ json record_backup(Workspace& ws, const DatabaseConfig& db, int64_t started,
   if (!start_error.ok()) {
     errors.push_back({{"database", db.name}, {"target", ""}, {"error", start_error.message()},
                       {"code", code_name(start_error.code())}});
-    ws.record(finished_job("backup", db.name, "", "", started, now, nullptr, start_error));
+    // A backup that did not start is no target's job, but what it asked of its
+    // targets (a lock refused, say) is its cost, not the next job's.
+    JobRecord job = finished_job("backup", db.name, "", "", started, now, nullptr, start_error);
+    for (const std::string& target : db.settings.targets) add_transfers(ws.take_transfers(target), &job);
+    ws.record(job);
   }
   for (const TargetOutcome& o : outcomes) {
     const Manifest& m = o.manifest;
     JobRecord job = finished_job("backup", db.name, o.target, m.id, started, now, &m, Status::Ok());
     job.stored_bytes = static_cast<int64_t>(m.stored_bytes);
-    job.bytes_uploaded = static_cast<int64_t>(m.stored_bytes);
     job.changed_pages = static_cast<int64_t>(m.new_pages);
     if (o.status.ok()) {
       backups.push_back(manifest_summary(m, o.target));

@@ -6,12 +6,21 @@
 //
 // A Workspace is what the operations work with: a loaded config, the
 // repositories of its targets (opened on first use), the catalog.
-// Thread-safety: a Workspace is used by one thread at a time.
+//
+// Each target's store is opened once per Workspace and counts its requests
+// (lib/object_store.h, TransferCounters); record() charges a job with what its
+// target's store did since the previous job recorded for that target (from
+// the store's opening for the first). So a Workspace must serve one job at a
+// time per target: the daemon gives every job a Workspace of its own.
+//
+// Thread-safety: a Workspace is used by one thread at a time, except that its
+// stores may report warnings from their own threads (see take_warnings()).
 #pragma once
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -41,19 +50,38 @@ class Workspace {
   // The catalog, or nullptr when the state directory is unusable (a warning
   // is kept): history is not worth failing a restore on a fresh host for.
   Catalog* catalog();
+  // Appends JOB to the catalog. When JOB.target's store is open here, JOB's
+  // request and byte counters are replaced by take_transfers(JOB.target).
   void record(const JobRecord& job);
+  // What target NAME's store has done since the last job was charged with its
+  // work (since it was opened, for the first), and charges it: the next call
+  // starts from here. Zeros when NAME is not open in this Workspace.
+  TransferCounters take_transfers(const std::string& name);
   // Where images are rebuilt to be checked: STATE_DIR/tmp, else $TMPDIR or /var/tmp.
   std::string scratch_dir();
-  // Warnings gathered so far (and cleared).
+  // Warnings gathered so far (and cleared): the Workspace's own, and those of
+  // its stores (an S3 lock taken over from an expired holder, say), which may
+  // arrive from a store's thread at any time. sqlbakctl prints them on stderr,
+  // the daemon logs them. Thread-safe.
   std::vector<std::string> take_warnings();
 
  private:
+  // Shared with the stores' warning handlers, which hold it weakly: a warning
+  // from a lock that outlives its Workspace goes to stderr.
+  struct WarningList {
+    std::mutex mu;
+    std::vector<std::string> items;  // GUARDED_BY(mu)
+  };
+  void warn(std::string text);
+
   Config config_;
   std::function<int64_t()> now_ms_;
+  // Before repos_: destroyed after the stores that report into it.
+  std::shared_ptr<WarningList> warnings_ = std::make_shared<WarningList>();
   std::map<std::string, std::unique_ptr<Repository>> repos_;
+  std::map<std::string, TransferCounters> recorded_;  // per target: counters charged to jobs
   std::unique_ptr<Catalog> catalog_;
   bool catalog_failed_ = false;
-  std::vector<std::string> warnings_;
 };
 
 // The catalog record of a job that ran from STARTED_MS to ENDED_MS on BACKUP

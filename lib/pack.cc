@@ -111,14 +111,16 @@ Result<std::vector<PackIndexEntry>> read_pack_index(std::string_view pack) {
 }
 
 Result<BlockHeader> read_block(std::string_view pack, uint64_t offset, std::string_view* stored) {
-  if (offset < kPackHeaderSize || offset + kBlockHeaderSize > pack.size())
+  // OFFSET comes from an index and may be anything: compare what is left
+  // after it, as OFFSET + kBlockHeaderSize could wrap around 2^64.
+  if (offset < kPackHeaderSize || offset > pack.size() || pack.size() - offset < kBlockHeaderSize)
     return Status::Corruption("block offset " + std::to_string(offset) + " is outside the pack");
   const char* p = pack.data() + offset;
   BlockHeader h;
   h.codec = static_cast<BlockCodec>(static_cast<uint8_t>(p[0]));
   h.raw_size = get_u32(p + 4);
   h.stored_size = get_u32(p + 8);
-  if (offset + kBlockHeaderSize + h.stored_size > pack.size())
+  if (h.stored_size > pack.size() - offset - kBlockHeaderSize)
     return Status::Corruption("block at offset " + std::to_string(offset) + " overruns the pack");
   *stored = pack.substr(offset + kBlockHeaderSize, h.stored_size);
   return h;

@@ -1,5 +1,8 @@
 #include "lib/protocol.h"
 
+#include <cstdint>
+#include <utility>
+
 namespace sqlbak {
 
 using nlohmann::json;
@@ -32,7 +35,8 @@ json encode_request(const Request& r) {
 }
 
 Result<Request> decode_request(const json& j) {
-  if (!j.contains("v") || !j["v"].is_number_integer() || j["v"].get<int>() != kProtocolVersion)
+  // "v" is compared as a JSON number: get<int>() would read 4294967297 as 1.
+  if (!j.contains("v") || !j["v"].is_number_integer() || j["v"] != kProtocolVersion)
     return Status::InvalidArgument("request has no or an unsupported protocol version (expected \"v\": " +
                                    std::to_string(kProtocolVersion) + ")");
   if (!j.contains("command") || !j["command"].is_string() || j["command"].get<std::string>().empty())
@@ -40,8 +44,12 @@ Result<Request> decode_request(const json& j) {
   Request r;
   r.command = j["command"].get<std::string>();
   if (j.contains("id")) {
-    if (!j["id"].is_number_integer()) return Status::InvalidArgument("request id must be an integer");
-    r.id = j["id"].get<int64_t>();
+    const json& id = j["id"];
+    // An unsigned id above INT64_MAX would wrap to a negative one.
+    if (!id.is_number_integer() || (id.is_number_unsigned() && !std::in_range<int64_t>(id.get<uint64_t>())))
+      return Status::InvalidArgument("request id must be an integer between " +
+                                     std::to_string(INT64_MIN) + " and " + std::to_string(INT64_MAX));
+    r.id = id.get<int64_t>();
   }
   r.args = j.contains("args") ? j["args"] : json::object();
   if (!r.args.is_object()) return Status::InvalidArgument("request args must be an object");

@@ -26,39 +26,74 @@ Result<PruneResult> prune_repository(Repository& repo, const PruneOptions& optio
 
   // What every remaining backup needs. Read under the lock, so no backup can
   // commit a manifest that this list misses.
-  auto refs = repo.list_manifest_refs("");
-  if (!refs.ok()) return refs.status();
-  std::set<std::string> needed;
+  auto read_manifests = [&](std::vector<Manifest>* out) -> Status {
+    auto refs = repo.list_manifest_refs("");
+    if (!refs.ok()) return refs.status();
+    out->clear();
+    for (const ManifestRef& ref : *refs) {
+      if (options.dry_run && options.dry_run_removed.count(ref.key)) continue;
+      auto m = repo.read_manifest(ref);
+      if (!m.ok())
+        return Status(m.status().code(),
+                      "prune of " + repo.describe() + " stopped before deleting anything: backup " +
+                          ref.id + " of '" + ref.database + "' cannot be read (" +
+                          m.status().message() + "); check it with `sqlbakctl verify " + ref.id +
+                          "`");
+      out->push_back(std::move(m).value());
+    }
+    return Status::Ok();
+  };
+  std::vector<Manifest> manifests;
+  SQLBAK_RETURN_IF_ERROR(read_manifests(&manifests));
+
   PruneResult result;
-  for (const ManifestRef& ref : *refs) {
-    auto m = repo.read_manifest(ref);
-    if (!m.ok())
-      return Status(m.status().code(),
-                    "prune of " + repo.describe() + " stopped before deleting anything: backup " +
-                        ref.id + " of '" + ref.database + "' cannot be read (" +
-                        m.status().message() + "); check it with `sqlbakctl verify " + ref.id +
-                        "`");
-    for (const ManifestPack& p : m->packs) needed.insert(to_hex(p.id));
-    ++result.manifests;
-  }
-
-  auto packs = repo.store().list("packs/");
-  if (!packs.ok()) return packs.status();
-  auto indexes = repo.store().list("index/");
-  if (!indexes.ok()) return indexes.status();
-
+  auto list_objects = [&](std::map<std::string, ObjectInfo>* pack_by_name,
+                          std::map<std::string, ObjectInfo>* index_by_name, uint64_t* bytes) -> Status {
+    auto packs = repo.store().list("packs/");
+    if (!packs.ok()) return packs.status();
+    auto indexes = repo.store().list("index/");
+    if (!indexes.ok()) return indexes.status();
+    pack_by_name->clear();
+    index_by_name->clear();
+    *bytes = 0;
+    for (const ObjectInfo& o : *packs) {
+      *bytes += o.size;
+      std::string name = object_name(o.key, "packs/");
+      if (!name.empty()) (*pack_by_name)[name] = o;
+    }
+    for (const ObjectInfo& o : *indexes) {
+      *bytes += o.size;
+      std::string name = object_name(o.key, "index/");
+      if (!name.empty()) (*index_by_name)[name] = o;
+    }
+    return Status::Ok();
+  };
   std::map<std::string, ObjectInfo> pack_by_name, index_by_name;
-  for (const ObjectInfo& o : *packs) {
-    result.bytes_before += o.size;
-    std::string name = object_name(o.key, "packs/");
-    if (!name.empty()) pack_by_name[name] = o;
-  }
-  for (const ObjectInfo& o : *indexes) {
-    result.bytes_before += o.size;
-    std::string name = object_name(o.key, "index/");
-    if (!name.empty()) index_by_name[name] = o;
-  }
+  SQLBAK_RETURN_IF_ERROR(list_objects(&pack_by_name, &index_by_name, &result.bytes_before));
   result.packs_total = pack_by_name.size();
+
+  if (options.repack) {
+    RepackOptions repack_options = options.repack_options;
+    repack_options.dry_run = options.dry_run;
+    auto repacked = repack_packs(repo, manifests, repack_options);
+    if (repacked.ok())
+      result.repack = *repacked;
+    else
+      result.repack_status = repacked.status().WithContext("repack stopped");
+    if (!options.dry_run && (!repacked.ok() || repacked->packs_written > 0 ||
+                              repacked->manifests_rewritten > 0)) {
+      // Delete by what is stored now: a put that reported an error may still
+      // have replaced a manifest. New packs left unused are garbage now.
+      SQLBAK_RETURN_IF_ERROR(read_manifests(&manifests));
+      uint64_t ignored = 0;
+      SQLBAK_RETURN_IF_ERROR(list_objects(&pack_by_name, &index_by_name, &ignored));
+    }
+  }
+
+  std::set<std::string> needed;
+  for (const Manifest& m : manifests)
+    for (const ManifestPack& p : m.packs) needed.insert(to_hex(p.id));
+  result.manifests = manifests.size();
 
   // Garbage: packs no manifest needs, and indexes of packs that are garbage or
   // missing. Indexes go first (see prune.h).

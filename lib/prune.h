@@ -6,10 +6,16 @@
 // (Repository::lock_for_backup): while it runs no backup can be choosing
 // pages to reuse, so nothing a backup in progress needs can go.
 //
-// Crash safety: every deletion is of an object no manifest references, and an
-// index is deleted before its pack, so a backup never learns of a page whose
-// pack is gone. A prune killed at any point leaves the target consistent (some
-// garbage left), and the next prune removes the rest.
+// Before deleting, it repacks (lib/repack.h) the packs that remaining backups
+// still need but that are mostly garbage: their live pages go to new packs,
+// the manifests that used them are rewritten, and the old packs become
+// garbage deleted in the same prune.
+//
+// Crash safety: every deletion is of an object no manifest references (as the
+// manifests are stored when the deletions start), and an index is deleted
+// before its pack, so a backup never learns of a page whose pack is gone. A
+// prune killed at any point leaves the target consistent (some garbage left),
+// and the next prune removes the rest.
 //
 // A damaged manifest stops the prune before anything is deleted: what it
 // references cannot be known, and deleting its packs would make a repair
@@ -19,8 +25,11 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "lib/repack.h"
 #include "lib/repository.h"
 #include "lib/status.h"
 
@@ -32,6 +41,12 @@ struct PruneOptions {
   std::chrono::milliseconds lock_patience{std::chrono::seconds(30)};
   // Called before each deletion, with the key (tests interrupt a prune there).
   std::function<void(const std::string& key)> before_delete;
+  // With dry_run: manifests (by key) to count as removed already, so that the
+  // plan reports what a rotation that removes them would repack.
+  std::set<std::string> dry_run_removed;
+  // Repack packs that are mostly garbage (repack.dry_run follows dry_run).
+  bool repack = true;
+  RepackOptions repack_options;
 };
 
 struct PruneResult {
@@ -40,7 +55,12 @@ struct PruneResult {
   size_t packs_removed = 0;     // packs no backup needed
   size_t indexes_removed = 0;   // their indexes, and indexes left without a pack
   uint64_t bytes_before = 0;    // packs and indexes, before
-  uint64_t bytes_removed = 0;
+  uint64_t bytes_removed = 0;    // everything deleted, repacked packs included
+  // What repacking did (dry run: would do; its packs are then not counted in
+  // packs_removed), with the damaged packs it left alone in repack.problems.
+  RepackResult repack;
+  // An error that stopped the repack part-way; the prune went on safely.
+  Status repack_status;
 };
 
 Result<PruneResult> prune_repository(Repository& repo, const PruneOptions& options);

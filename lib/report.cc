@@ -54,14 +54,31 @@ json rate(int64_t part, int64_t whole) {
   return whole == 0 ? json(nullptr) : json(static_cast<double>(part) / static_cast<double>(whole));
 }
 
+// What a set of jobs asked of their targets.
+struct Transfers {
+  int64_t jobs = 0, uploaded = 0, downloaded = 0;
+  int64_t put = 0, get = 0, list = 0, del = 0;
+
+  void add(const JobRecord& j) {
+    ++jobs;
+    uploaded += j.bytes_uploaded;
+    downloaded += j.bytes_downloaded;
+    put += j.put_requests;
+    get += j.get_requests;
+    list += j.list_requests;
+    del += j.delete_requests;
+  }
+  json requests_json() const { return {{"put", put}, {"get", get}, {"list", list}, {"delete", del}}; }
+};
+
 // The figures of one set of jobs: the whole window, or one database.
 struct Figures {
   int64_t jobs = 0, backups = 0, successes = 0, failures = 0, cancelled = 0;
   std::array<int64_t, kKinds.size()> kinds{};  // jobs of each of kKinds
   Mean duration, database_bytes, ratio, changed_fraction;
   std::optional<int64_t> max_duration, last_success_ms;
-  int64_t stored = 0, uploaded = 0;
-  int64_t put = 0, get = 0, list = 0, del = 0;
+  int64_t stored = 0;
+  Transfers transfers;
   int64_t verify_runs = 0, verify_failures = 0;
   std::map<std::string, int64_t> backup_errors;  // error text -> failed backups
 
@@ -70,11 +87,7 @@ struct Figures {
     for (size_t k = 0; k < kKinds.size(); ++k) {
       if (j.kind == kKinds[k]) ++kinds[k];
     }
-    uploaded += j.bytes_uploaded;
-    put += j.put_requests;
-    get += j.get_requests;
-    list += j.list_requests;
-    del += j.delete_requests;
+    transfers.add(j);
     if (j.kind == "verify") {
       ++verify_runs;
       if (j.result == "failure") ++verify_failures;
@@ -136,8 +149,9 @@ struct Figures {
         {"mean_ratio", ratio.to_json()},
         {"stored_bytes", stored},
         {"stored_bytes_per_day", static_cast<double>(stored) / days},
-        {"uploaded_bytes", uploaded},
-        {"requests", {{"put", put}, {"get", get}, {"list", list}, {"delete", del}}},
+        {"uploaded_bytes", transfers.uploaded},
+        {"downloaded_bytes", transfers.downloaded},
+        {"requests", transfers.requests_json()},
     };
   }
 };
@@ -337,11 +351,13 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
   std::vector<std::string> dates = window_dates(since, now, date_of);
   Figures totals;
   std::map<std::string, Figures> per_database;
+  std::map<std::string, Transfers> per_target;
   std::unordered_map<std::string, DayFigures> per_day;
   std::unordered_map<std::string, ErrorFigures> errors;
   for (const JobRecord* j : window) {
     totals.add(*j);
     if (!j->database.empty()) per_database[j->database].add(*j);
+    if (!j->target.empty()) per_target[j->target].add(*j);
     if (j->result == "failure" && !j->error.empty()) {
       ErrorFigures& e = errors[j->error];
       ++e.count;
@@ -395,6 +411,15 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
                                        {"stored_bytes", d.stored}}));
   }
 
+  json targets = json::array();
+  for (const auto& [name, t] : per_target) {
+    targets.push_back({{"name", name},
+                       {"jobs", t.jobs},
+                       {"requests", t.requests_json()},
+                       {"uploaded_bytes", t.uploaded},
+                       {"downloaded_bytes", t.downloaded}});
+  }
+
   std::vector<std::pair<std::string, ErrorFigures>> ranked(errors.begin(), errors.end());
   std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
     if (a.second.count != b.second.count) return a.second.count > b.second.count;
@@ -419,6 +444,7 @@ json compute_report(const std::vector<JobRecord>& jobs, const ReportOptions& opt
               {"database", options.database},
               {"totals", std::move(report)},
               {"databases", std::move(databases)},
+              {"targets", std::move(targets)},
               {"per_day", std::move(days_json)},
               {"errors", std::move(errors_json)},
               {"verifications", {{"runs", totals.verify_runs}, {"failures", totals.verify_failures}}},

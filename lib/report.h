@@ -48,9 +48,13 @@
 //                          backups.
 //     stored_bytes_per_day stored_bytes / days.
 //     uploaded_bytes       bytes sent to the targets by every job (failed jobs
-//                          too: the traffic happened).
+//                          too: the traffic happened): request bodies.
+//     downloaded_bytes     bytes read from the targets by every job: response
+//                          bodies.
 //     requests             {"put","get","list","delete"}: requests to the
-//                          targets by every job.
+//                          targets by every job, retries included (S3 bills
+//                          each; lib/object_store.h says what counts as which,
+//                          a local target counts its file operations alike).
 //   databases   one object per database name seen in the window, sorted by
 //               name (jobs without a database, such as a repository-wide prune,
 //               count in the totals only): "name", every field of totals
@@ -62,6 +66,16 @@
 //     last_success           start of the newest successful backup, UTC; null
 //                            when none in the window.
 //     verifications          {"runs","failures"} of that database's verify jobs.
+//   targets     what the jobs of the window asked of each target: one object
+//               per target name seen, sorted by name (jobs without a target,
+//               such as a backup that could not start, count in the totals
+//               only); with a database filter, only that database's jobs
+//               (so no prune, which is repository-wide):
+//     name              the target name.
+//     jobs              jobs of any kind and result on that target.
+//     requests          {"put","get","list","delete"}, as in totals.
+//     uploaded_bytes    as in totals.
+//     downloaded_bytes  as in totals.
 //   per_day     one object per local calendar date from "from" to "to", oldest
 //               first, days without jobs included (zeros; the mean is null).
 //               A window of N days touches N + 1 dates, the first and the last

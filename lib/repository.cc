@@ -59,6 +59,11 @@ std::string Repository::index_key(const Digest& id) {
 }
 
 Result<std::vector<ManifestRef>> Repository::list_manifest_refs(const std::string& database) const {
+  // Every caller (socket, HTTP, offline) ends here: a name that would leave
+  // manifests/ ("..", "a/b") is refused, not listed.
+  if (!database.empty() &&
+      (database.find('/') != std::string::npos || !is_valid_object_key("manifests/" + database + "/x.json")))
+    return Status::InvalidArgument("invalid database name '" + database + "'");
   auto objects = store_->list(database.empty() ? "manifests/" : "manifests/" + database + "/");
   if (!objects.ok()) return objects.status();
   std::vector<ManifestRef> refs;

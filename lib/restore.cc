@@ -126,9 +126,12 @@ class TempImage {
     if (fd_ >= 0) ::close(fd_);
     if (!kept_) ::unlink(path_.c_str());
   }
-  Status create(uint64_t size) {
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  // MODE is set exactly (fchmod), whatever the umask: the image holds the
+  // whole database, and the file is renamed into place as it is.
+  Status create(uint64_t size, mode_t mode = 0600) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd_ < 0) return Status::FromErrno(errno, "cannot create " + path_);
+    if (::fchmod(fd_, mode) != 0) return Status::FromErrno(errno, "cannot set the mode of " + path_);
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
       return Status::FromErrno(errno, "cannot size " + path_);
     return Status::Ok();
@@ -212,11 +215,15 @@ std::string temporary_name(const std::string& prefix) {
 Status restore_backup(const Repository& repo, const Manifest& m, const std::string& path, bool force) {
   const std::string what = "backup " + m.id;
   struct stat st {};
+  // A new file is the restoring user's alone (0600); one replaced with --force
+  // keeps its permissions, except that nobody else may write it.
+  mode_t mode = 0600;
   if (::lstat(path.c_str(), &st) == 0) {
     if (!force)
       return Status::InvalidArgument(path + " already exists; add --force to replace it");
     if (!S_ISREG(st.st_mode))
       return Status::InvalidArgument(path + " exists and is not a regular file; not replacing it");
+    mode = (st.st_mode & 0777 & ~static_cast<mode_t>(S_IWOTH)) | S_IRUSR | S_IWUSR;
   }
   const std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
   const std::string base = path.substr(path.rfind('/') + 1);
@@ -224,7 +231,7 @@ Status restore_backup(const Repository& repo, const Manifest& m, const std::stri
   const std::string prefix = "." + base + ".sqlbak-restore-";
   remove_dead_temporaries(dir, prefix);
   TempImage tmp(dir + "/" + temporary_name(prefix));
-  SQLBAK_RETURN_IF_ERROR(tmp.create(static_cast<uint64_t>(m.page_size) * m.page_count));
+  SQLBAK_RETURN_IF_ERROR(tmp.create(static_cast<uint64_t>(m.page_size) * m.page_count, mode));
   SQLBAK_RETURN_IF_ERROR(rebuild_image(repo, m, tmp.fd(), 2).WithContext(what));
   SQLBAK_RETURN_IF_ERROR(tmp.sync_and_close());
   if (m.page_count > 0) {

@@ -60,7 +60,10 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/sqlbak.tmpfiles
   DESTINATION lib/tmpfiles.d RENAME sqlbak.conf)
 
 # The configuration: a conffile in the package (packaging/debian/conffiles).
-install(FILES ${PROJECT_SOURCE_DIR}/etc/sqlbak.yaml DESTINATION ${SQLBAK_CONFIG_DIR})
+# 0640: it may name secret files and hold webhook URLs; postinst gives it to
+# group sqlbak so that the daemon reads it.
+install(FILES ${PROJECT_SOURCE_DIR}/etc/sqlbak.yaml DESTINATION ${SQLBAK_CONFIG_DIR}
+        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ)
 
 # Man pages, compressed as Debian policy asks (gzip -n: no name or time
 # stamp, so that the package is reproducible).

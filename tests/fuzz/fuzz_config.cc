@@ -11,16 +11,12 @@
 //  - a Config that loads has what the loader promises: unique valid database
 //    names, absolute paths, databases naming only defined targets.
 #include <unistd.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/exceptions.h>
-#include <yaml-cpp/parser.h>
 
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
-#include <sstream>
 #include <string>
 #include <utility>
 
@@ -81,50 +77,6 @@ void check_config(const sqlbak::Config& c) {
   if (c.socket.empty() || c.socket.front() != '/') fail("accepted socket", c.socket);
 }
 
-// Set SQLBAK_FUZZ_KNOWN_BUGS=1 (run.sh --replay-crashes does) to drop the
-// guard that keeps this target clear of the known, unfixed bug below.
-bool exercise_known_bugs() {
-  static const bool on = [] {
-    const char* env = std::getenv("SQLBAK_FUZZ_KNOWN_BUGS");
-    return env != nullptr && *env != '\0' && *env != '0';
-  }();
-  return on;
-}
-
-// KNOWN BUG (docs/FUZZING.md, "Known findings"; reproducers in
-// tests/fuzz/crashes/config/): YAML::LoadAll() of yaml-cpp 0.7.0, which the
-// loader calls, never returns on text such as "," or "\"a\"," -- its parser
-// keeps reporting another (null) document and LoadAll keeps appending them,
-// until memory runs out (jbeder/yaml-cpp#1040, fixed upstream by #1319).
-// The same parser loop, bounded, tells such text apart; it is left out until
-// the loader no longer depends on LoadAll terminating; then delete this.
-class IgnoreEvents : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
-
-bool yaml_load_all_would_not_return(const std::string& text) {
-  constexpr int kMaxDocuments = 64;  // a configuration has one; more is an error already
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  IgnoreEvents events;
-  try {
-    for (int documents = 0; documents < kMaxDocuments; ++documents)
-      if (!parser.HandleNextDocument(events)) return false;
-  } catch (const YAML::Exception&) {
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -135,7 +87,6 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  if (!exercise_known_bugs() && yaml_load_all_would_not_return(text)) return 0;
   const sqlbak::ConfigLoadResult r = sqlbak::load_config_from_string(text, kConfigFile);
 
   if (r.config.has_value() == !r.errors.empty()) fail("config xor errors", describe(r));

@@ -51,29 +51,7 @@ void check_timestamp(std::string_view text) {
     fail("time changes through format_iso_utc/parse_timestamp", std::string(text) + " -> " + formatted);
 }
 
-// Set SQLBAK_FUZZ_KNOWN_BUGS=1 (run.sh --replay-crashes does) to drop the
-// guards that keep this target clear of the known, unfixed bugs below.
-bool exercise_known_bugs() {
-  static const bool on = [] {
-    const char* env = std::getenv("SQLBAK_FUZZ_KNOWN_BUGS");
-    return env != nullptr && *env != '\0' && *env != '0';
-  }();
-  return on;
-}
-
-// KNOWN BUG (docs/FUZZING.md, "Known findings"; reproducer in
-// tests/fuzz/crashes/timestamp/): parse_calendar_base_time() multiplies up to
-// 15 digits of "@SECONDS" by 10^6 in int64_t, which overflows from 13 digits
-// on. Such inputs are left out until that is fixed; then delete this.
-bool hits_known_seconds_overflow(std::string_view text) {
-  if (text.empty() || text[0] != '@') return false;
-  size_t digits = 0;
-  while (1 + digits < text.size() && text[1 + digits] >= '0' && text[1 + digits] <= '9') ++digits;
-  return digits >= 13;
-}
-
 void check_base_time(std::string_view text) {
-  if (hits_known_seconds_overflow(text) && !exercise_known_bugs()) return;
   auto t = sqlbak::parse_calendar_base_time(text, kNowUs);
   if (!t.ok()) {
     if (t.status().message().empty()) fail("empty error message", std::string(text));

@@ -173,8 +173,9 @@ class PackageContentsTest(PackageTestCase):
                                       " is packaged once the tree is built again)" % f)
         for f in ("/usr/sbin/sqlbakd", "/usr/bin/sqlbakctl"):
             self.assertEqual(entries[f][0], "-rwxr-xr-x", f)
+        self.assertEqual(entries["/etc/sqlbak/sqlbak.yaml"][0], "-rw-r-----", "the config may name secrets")
         for f in expected_files():
-            if f not in ("/usr/sbin/sqlbakd", "/usr/bin/sqlbakctl"):
+            if f not in ("/usr/sbin/sqlbakd", "/usr/bin/sqlbakctl", "/etc/sqlbak/sqlbak.yaml"):
                 self.assertEqual(entries[f][0], "-rw-r--r--", f)
         for name, (mode, owner) in entries.items():
             self.assertEqual(owner, "root/root", name)
@@ -595,12 +596,16 @@ class PackageInstallTest(PackageTestCase):
             self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
                              (user.pw_uid, group.gr_gid, 0o750), d)
 
+        # The config: root:sqlbak 0640, so no warning about its mode.
+        st = os.stat("/etc/sqlbak/sqlbak.yaml")
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, group.gr_gid, 0o640))
         # The programs, the config, the man pages.
         for argv in (["/usr/sbin/sqlbakd", "--check-config"],
                      ["runuser", "-u", "sqlbak", "--", "/usr/sbin/sqlbakd", "--check-config"],
                      ["/usr/bin/sqlbakctl", "config", "check"]):
             r = run(argv)
             self.assertEqual(r.returncode, 0, " ".join(argv) + ": " + r.stdout + r.stderr)
+            self.assertNotIn("readable by", (r.stdout + r.stderr).lower(), " ".join(argv))
         r = run(["dpkg-query", "-W", "-f=${Conffiles}", "sqlbak"])
         self.assertIn("/etc/sqlbak/sqlbak.yaml", r.stdout)
         if shutil.which("man"):

@@ -22,12 +22,11 @@ reference a pack or index that may be lost, no manifest that may be listed may
 have unsynced data, and no index that may be there may name a pack that may be
 lost.
 
-Directories are assumed to survive once created in the main model. Two stricter
-checks, which lib/local_store.cc does not meet yet (see docs/TESTING.md), are the
-`KnownGaps` tests; they assert that exactly the known gap is found, and fail once
-it is closed: new directories (packs/<hh>, manifests/<db>, ...) are never made
-durable in their parent, and prune's deletions are not fsynced between the
-manifests and the packs.
+Directories are assumed to survive once created in the main model. The
+`StrictDurability` tests drop that assumption: new directories (packs/<hh>,
+manifests/<db>, ...) must be made durable in their parent, and prune's deletions
+fsynced between the manifests and the packs. (Both were gaps found by this test
+and closed in lib/local_store.cc.)
 
 Exits 77 (skipped) when strace is missing or cannot ptrace in this container.
 """
@@ -539,31 +538,22 @@ class PowerLoss(T.EnvTestCase):
         self.assertEqual(bad, [], "\n".join(bad))
 
 
-class KnownGaps(PowerLoss):
-    """The strict model, which lib/local_store.cc does not meet yet (docs/TESTING.md).
-    Each test passes while the gap is there and exactly that gap is found; once the
-    library closes it, the test fails and asks to be made a plain check."""
-
-    def assert_known_gap(self, bad, cause):
-        if not bad:
-            self.fail("the known gap (%s) is closed: make this a plain check" % cause)
-        other = [b for b in bad if cause not in b]
-        self.assertEqual(other, [], "violations other than the known gap:\n" + "\n".join(other))
-        sys.stderr.write("known gap, e.g.: %s\n" % bad[0])
+class StrictDurability(PowerLoss):
+    """The strict model: directories too survive only once their parent is fsynced
+    after the mkdir, and a deletion only once its directory is fsynced."""
 
     def test_new_directories_survive_power_loss(self):
-        # ensure_dir() mkdirs packs/<hh>, index/<hh>, manifests/<db> without fsyncing
-        # their parents: a power loss may keep the manifest and lose a pack's directory.
+        # packs/<hh>, index/<hh>, manifests/<db>: each new directory is made durable
+        # in its parent before anything is stored in it.
         model, ops = self.backup_traced()
         bad = power_loss_violations(model, ops, strict_dirs=True)
-        self.assert_known_gap(bad, "parent never fsynced after mkdir")
+        self.assertEqual(bad, [], "\n".join(bad))
 
     def test_prune_survives_power_loss(self):
-        # remove() unlinks without fsyncing the directory: after a power loss that
-        # follows the packs' deletion, the deleted manifest may be back.
+        # A removed manifest must not come back after the packs it needed are gone.
         model, ops, _before, _after, _gone = self.rotate_traced()
         bad = power_loss_violations(model, ops)
-        self.assert_known_gap(bad, "its name may be gone (directory not fsynced since it changed)")
+        self.assertEqual(bad, [], "\n".join(bad))
 
     # The inherited tests run once, in PowerLoss.
     test_backup_durability_order_and_power_loss = None

@@ -9,7 +9,13 @@ rates and compression, failures with repeated error texts, cancelled backups,
 verifications (some failing), rotations and repository-wide prunes, and a gap of
 days without any job. `report --json` must give the figures computed below from
 the catalog rows with the definitions of lib/report.h; the text output must
-show the chart, the errors and the recommendations; `--days 0` is a usage error.
+show the chart, the errors, the requests and bytes of each target and the
+recommendations; `--days 0` is a usage error.
+
+LocalTargetCountsTest checks what real jobs on a local target record: a backup's
+PUTs and bytes up are the objects (and their bytes) that appeared in the target
+directory, a rotate+prune's DELETEs the objects that went away, a restore's GETs
+and bytes down are non-zero and no more than the target holds.
 """
 
 import datetime
@@ -85,10 +91,14 @@ def generate(rng, now_ms, days_back=35, gap=(8, 9, 10)):
                 else:
                     changed = max(1, int(pages * rng.uniform(*p["frac"])))
                     stored = int(changed * 4096 / rng.uniform(*p["comp"]))
-                    row(database=db, started_at_ms=t, duration_ms=rng.randint(500, 20000),
-                        database_bytes=pages * 4096, page_count=pages, changed_pages=changed,
-                        stored_bytes=stored, bytes_uploaded=stored, put_requests=1 + stored // (1 << 20),
-                        list_requests=1, backup_id="gen-%d" % len(rows))
+                    # "media" goes to an S3 target too: per-target figures differ.
+                    for target in ("local", "offsite") if db == "media" else ("local",):
+                        row(database=db, target=target, started_at_ms=t, duration_ms=rng.randint(500, 20000),
+                            database_bytes=pages * 4096, page_count=pages, changed_pages=changed,
+                            stored_bytes=stored, bytes_uploaded=stored + rng.randint(300, 900),
+                            bytes_downloaded=rng.randint(100, 5000),
+                            put_requests=rng.randint(10, 40) + stored // (1 << 20), get_requests=rng.randint(0, 70),
+                            list_requests=rng.randint(1, 6), delete_requests=2, backup_id="gen-%d" % len(rows))
             if k % 3 == 0:
                 t = now_ms - k * DAY_MS - 90 * 60000
                 if ok_time(t):
@@ -103,8 +113,10 @@ def generate(rng, now_ms, days_back=35, gap=(8, 9, 10)):
             if ok_time(t):
                 for db in PROFILES:
                     row(kind="rotate", database=db, started_at_ms=t + 1000, duration_ms=50, list_requests=2)
-                row(kind="prune", database="", started_at_ms=t + 5000, duration_ms=800,
-                    list_requests=3, get_requests=2, delete_requests=rng.randint(1, 12))
+                for target in ("local", "offsite"):
+                    row(kind="prune", database="", target=target, started_at_ms=t + 5000, duration_ms=800,
+                        list_requests=3, get_requests=2, delete_requests=rng.randint(1, 12),
+                        bytes_downloaded=rng.randint(100, 2000))
     return rows
 
 
@@ -132,9 +144,29 @@ def figures(jobs, days):
         "stored_bytes": stored,
         "stored_bytes_per_day": stored / days,
         "uploaded_bytes": sum(j["bytes_uploaded"] for j in jobs),
-        "requests": {k: sum(j[k + "_requests"] for j in jobs) for k in ("put", "get", "list", "delete")},
+        "downloaded_bytes": sum(j["bytes_downloaded"] for j in jobs),
+        "requests": requests(jobs),
     }
     return f, fractions
+
+
+def requests(jobs):
+    return {k: sum(j[k + "_requests"] for j in jobs) for k in ("put", "get", "list", "delete")}
+
+
+def target_figures(jobs):
+    """The "targets" entries of lib/report.h over JOBS."""
+    out = []
+    for name in sorted({j["target"] for j in jobs if j["target"]}):
+        mine = [j for j in jobs if j["target"] == name]
+        out.append({"name": name, "jobs": len(mine), "requests": requests(mine),
+                    "uploaded_bytes": sum(j["bytes_uploaded"] for j in mine),
+                    "downloaded_bytes": sum(j["bytes_downloaded"] for j in mine)})
+    return out
+
+
+def grouped(n):
+    return "{:,}".format(n)
 
 
 def expected_recommendations(name, f, fractions, jobs, days):
@@ -228,6 +260,9 @@ class ReportTest(T.EnvTestCase):
         self.assertEqual(report["verifications"],
                          {"runs": len(verify), "failures": sum(1 for j in verify if j["result"] == "failure")})
 
+        # What each target was asked.
+        self.assertEqual(report["targets"], target_figures(jobs))
+
         # Databases, and the recommendations their figures call for.
         names = sorted({j["database"] for j in jobs if j["database"]})
         self.assertEqual([d["name"] for d in report["databases"]], names)
@@ -320,6 +355,16 @@ class ReportTest(T.EnvTestCase):
         self.assertIn(report["errors"][0]["error"], out, info)
         for d in report["databases"]:
             self.assertTrue(any(l.startswith(d["name"] + " ") for l in lines), "no row for %s\n%s" % (d["name"], info))
+        # One line per target: "target NAME: 1,234 PUT, 56 GET, 12 LIST, 3 DELETE, 1.2 GiB up, 40 MiB down".
+        self.assertEqual([t["name"] for t in report["targets"]], ["local", "offsite"])
+        for t in report["targets"]:
+            r = t["requests"]
+            want = "target %s: %s PUT, %s GET, %s LIST, %s DELETE, " % (
+                t["name"], grouped(r["put"]), grouped(r["get"]), grouped(r["list"]), grouped(r["delete"]))
+            line = [l for l in lines if l.strip().startswith(want)]
+            self.assertEqual(len(line), 1, "no line %r\n%s" % (want, info))
+            self.assertRegex(line[0], r" up, [0-9.]+ [KMGT]?i?B down", info)
+        self.assertGreater(report["targets"][0]["requests"]["put"], 1000, "no thousands separator exercised")
 
     def test_days_out_of_range(self):
         for days in ("0", "3661"):
@@ -328,6 +373,93 @@ class ReportTest(T.EnvTestCase):
             self.assertClearError(rc, out, err, expected_rc=2, words=("days",),
                                   args=[T.SQLBAKCTL] + self.env.ctl_args(*args))
             self.assertIn("3660", err)
+
+
+class LocalTargetCountsTest(T.EnvTestCase):
+    """Real jobs on a local target record its file operations as requests."""
+    env_kwargs = dict(extra_defaults={
+        "retention": "{keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, keep_monthly: 0, "
+                     "keep_yearly: 0, keep_within: 0s}",
+    })
+
+    def repo_objects(self):
+        """{key: size} of the objects in the target directory (not locks/ or tmp/)."""
+        out = {}
+        for dirpath, _, files in os.walk(self.env.target):
+            for n in files:
+                p = os.path.join(dirpath, n)
+                key = os.path.relpath(p, self.env.target)
+                if key.split(os.sep)[0] not in ("locks", "tmp"):
+                    out[key] = os.path.getsize(p)
+        return out
+
+    def last_job(self, kind):
+        con = sqlite3.connect(os.path.join(self.env.state, "catalog.db"), timeout=10)
+        con.row_factory = sqlite3.Row
+        try:
+            rows = [dict(r) for r in con.execute("SELECT * FROM jobs WHERE kind = ? ORDER BY id", (kind,))]
+        finally:
+            con.close()
+        self.assertTrue(rows, "no %s job in the catalog" % kind)
+        return rows[-1]
+
+    def test_backup_restore_rotate_prune(self):
+        path = T.create_db(self.env.db_path("app"), rows=3000)
+        self.env.add_database("app")
+
+        before = self.repo_objects()
+        first = self.env.backup_one("app")
+        after = self.repo_objects()
+        new = {k: v for k, v in after.items() if k not in before}
+        job = self.last_job("backup")
+        self.assertEqual(job["target"], "local")
+        self.assertEqual(job["put_requests"], len(new), "objects written: %s" % sorted(new))
+        self.assertEqual(job["bytes_uploaded"], sum(new.values()))
+        self.assertEqual(job["delete_requests"], 0)
+        self.assertGreater(job["list_requests"], 0)
+        self.assertGreater(job["get_requests"], 0)  # the config object, at least
+
+        # A second backup after a change, so that rotation has one to remove.
+        con = T.connect(path)
+        con.execute("DELETE FROM t WHERE id % 2 = 0")
+        T.fill(con, 1000, 100)
+        con.execute("VACUUM")
+        con.close()
+        before = self.repo_objects()
+        self.env.backup_one("app")
+        new = {k: v for k, v in self.repo_objects().items() if k not in before}
+        job = self.last_job("backup")
+        self.assertEqual(job["put_requests"], len(new))
+        self.assertEqual(job["bytes_uploaded"], sum(new.values()))
+
+        before = self.repo_objects()
+        out = self.env.restore(first["id"])
+        self.assertTrue(os.path.exists(out))
+        job = self.last_job("restore")
+        self.assertEqual((job["put_requests"], job["delete_requests"], job["bytes_uploaded"]), (0, 0, 0))
+        self.assertGreater(job["get_requests"], 0)
+        self.assertGreater(job["bytes_downloaded"], 0)
+        self.assertLessEqual(job["bytes_downloaded"], 2 * sum(before.values()))
+
+        before = self.repo_objects()
+        doc = self.env.ctl_json("rotate")
+        self.assertEqual(doc["errors"], [])
+        self.assertEqual(len(doc["rotations"][0]["removed"]), 1, doc)
+        gone = [k for k in before if k not in self.repo_objects()]
+        rotate, prune = self.last_job("rotate"), self.last_job("prune")
+        self.assertEqual(rotate["delete_requests"], 1)
+        self.assertEqual(rotate["delete_requests"] + prune["delete_requests"], len(gone), sorted(gone))
+        self.assertEqual(rotate["put_requests"] + prune["put_requests"], 0)
+        self.assertGreater(prune["list_requests"], 0)
+
+        # The report adds them up per target.
+        report = self.env.ctl_json("report", "--days", "1")
+        [local] = report["targets"]
+        self.assertEqual(local["name"], "local")
+        self.assertEqual(local["jobs"], 5)
+        self.assertEqual(local["requests"], report["totals"]["requests"])
+        self.assertGreater(local["requests"]["put"], 0)
+        self.assertGreater(local["downloaded_bytes"], 0)
 
 
 if __name__ == "__main__":

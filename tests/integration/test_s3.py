@@ -14,6 +14,8 @@ import json
 import os
 import random
 import shutil
+import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,6 +86,7 @@ class S3Env:
         self.extra_s3 = dict(extra_s3 or {})
         self.defaults = {}  # more keys under defaults: (raw YAML values)
         self.databases = {}
+        self.procs = []
 
     def write(self):
         s3 = {"type": "s3", "endpoint": self.endpoint, "region": S3.REGION, "bucket": self.bucket,
@@ -120,6 +123,20 @@ class S3Env:
             return json.loads(out), err
         except ValueError:
             raise AssertionError("not JSON:\n%s\n%s" % (out, err))
+
+    def spawn(self, args, **kw):
+        """Popen in its own session, killed at cleanup() (T.DaemonProcess starts sqlbakd with it)."""
+        kw.setdefault("start_new_session", True)
+        p = subprocess.Popen([str(a) for a in args], **kw)
+        self.procs.append(p)
+        return p
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+        self.procs = []
 
     def backup(self, *dbs):
         doc, err = self.ctl_json("backup", *dbs)
@@ -504,6 +521,164 @@ class Faults(S3TestCase):
         self.assertNotIn("WRONGKEY", err)
 
 
+def method_counts(requests):
+    """What the server was asked, in TransferCounters' terms (lib/object_store.h):
+    PUT and POST are puts (DeleteObjects, a POST, is a delete), GET and HEAD gets,
+    ListObjectsV2 lists, DELETE deletes."""
+    out = {"put": 0, "get": 0, "list": 0, "delete": 0}
+    for r in requests:
+        if r.kind == "multipart":  # start, part, complete: puts; abort: a DELETE
+            out["delete" if r.method == "DELETE" else "put"] += 1
+        else:
+            out[r.kind] += 1  # s3_peer.classify: a POST ?delete is a "delete"
+    return out
+
+
+def job_counts(job):
+    return {k: job[k + "_requests"] for k in ("put", "get", "list", "delete")}
+
+
+class RequestCounts(S3TestCase):
+    """The catalog charges each job with exactly the requests (by method) and
+    bytes the server saw, and `report` adds them up per target."""
+
+    def jobs(self, state=None):
+        con = sqlite3.connect(os.path.join(state or self.env.state, "catalog.db"), timeout=10)
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute("SELECT * FROM jobs ORDER BY id")]
+        finally:
+            con.close()
+
+    def new_jobs(self, seen):
+        return [j for j in self.jobs() if j["id"] > seen]
+
+    def last_id(self):
+        jobs = self.jobs() if os.path.exists(os.path.join(self.env.state, "catalog.db")) else []
+        return jobs[-1]["id"] if jobs else 0
+
+    def assert_charged(self, jobs, what):
+        """JOBS together made exactly the requests and moved exactly the bytes the proxy saw."""
+        seen = self.proxy.seen()
+        want = method_counts(seen)
+        got = {k: sum(job_counts(j)[k] for j in jobs) for k in want}
+        info = "%s: catalog %r, proxy %r (%d requests: %s)" % (
+            what, got, want, len(seen), ", ".join("%s %s" % (r.method, r.raw_path) for r in seen[:80]))
+        self.assertEqual(got, want, info)
+        self.assertEqual(sum(j["bytes_uploaded"] for j in jobs), self.proxy.bytes_in, info)
+        self.assertEqual(sum(j["bytes_downloaded"] for j in jobs), self.proxy.bytes_out, info)
+        self.assertTrue(all(j["target"] == "offsite" for j in jobs), jobs)
+        return got
+
+    def test_backup_restore_rotate_prune_are_charged_exactly(self):
+        src = self.add_db("shop", rows=1500)
+        self.env.targets = ["offsite"]
+        self.env.defaults["retention"] = ("{keep_last: 1, keep_hourly: 0, keep_daily: 0, keep_weekly: 0, "
+                                          "keep_monthly: 0, keep_yearly: 0}")
+        self.env.write()
+
+        # A first backup: creates the repository, takes both locks, uploads everything.
+        self.proxy.reset_counts()
+        first = self.env.backup("shop")[0][0]
+        [job] = self.jobs()
+        self.assertEqual((job["kind"], job["result"]), ("backup", "success"))
+        full = self.assert_charged([job], "first backup")
+        self.assertGreaterEqual(full["put"], 4)     # config, a pack, its index, the manifest, 2 locks
+        self.assertGreaterEqual(full["delete"], 2)  # the locks
+        self.assertGreater(job["bytes_uploaded"], job["stored_bytes"])
+
+        # An incremental one.
+        change_rows(src, range(1, 1501))
+        time.sleep(1.1)
+        seen = self.last_id()
+        self.proxy.reset_counts()
+        self.env.backup("shop")
+        self.assert_charged(self.new_jobs(seen), "second backup")
+
+        # A restore on this host: finding the backup is part of its cost.
+        seen = self.last_id()
+        self.proxy.reset_counts()
+        to = os.path.join(self.env.out, "shop-1.db")
+        self.env.ctl("restore", first["id"], "--to", to, check=0)
+        [job] = self.new_jobs(seen)
+        self.assertEqual(job["kind"], "restore")
+        counts = self.assert_charged([job], "restore")
+        self.assertEqual((counts["put"], counts["delete"]), (0, 0))
+        self.assertGreater(job["bytes_downloaded"], 0)
+
+        # Rotate (one manifest removed: 1 DELETE) and prune (DeleteObjects batches).
+        seen = self.last_id()
+        self.proxy.reset_counts()
+        self.env.ctl("rotate", "shop", check=0)
+        jobs = self.new_jobs(seen)
+        self.assertEqual([j["kind"] for j in jobs], ["rotate", "prune"])
+        self.assert_charged(jobs, "rotate + prune")
+        rotate, prune = jobs
+        manifest_deletes = self.proxy.seen(lambda r: r.method == "DELETE" and "/manifests/" in r.path)
+        self.assertEqual(len(manifest_deletes), 1)
+        batches = self.proxy.seen(lambda r: r.method == "POST" and "delete" in r.query)
+        self.assertTrue(batches, "prune did not use DeleteObjects")
+        # Each job its own share: the rotation's manifest DELETE, prune's batches.
+        self.assertGreaterEqual(rotate["delete_requests"], 1)
+        self.assertGreaterEqual(prune["delete_requests"], len(batches))
+        self.assertEqual(rotate["delete_requests"] + prune["delete_requests"],
+                         method_counts(self.proxy.seen())["delete"])
+
+        # The report: per target, the sums of the catalog rows.
+        report, _ = self.env.ctl_json("report", "--days", "1")
+        rows = self.jobs()
+        [offsite] = report["targets"]
+        self.assertEqual(offsite["name"], "offsite")
+        self.assertEqual(offsite["jobs"], len(rows))
+        self.assertEqual(offsite["requests"], {k: sum(job_counts(j)[k] for j in rows)
+                                               for k in ("put", "get", "list", "delete")})
+        self.assertEqual(offsite["uploaded_bytes"], sum(j["bytes_uploaded"] for j in rows))
+        self.assertEqual(offsite["downloaded_bytes"], sum(j["bytes_downloaded"] for j in rows))
+        rc, out, err = self.env.ctl("report", "--days", "1", check=0)
+        r = offsite["requests"]
+        self.assertIn("target offsite: {:,} PUT, {:,} GET, {:,} LIST, {:,} DELETE, ".format(
+            r["put"], r["get"], r["list"], r["delete"]), out)
+
+    def test_concurrent_daemon_backups_each_pay_their_own(self):
+        """Two databases backed up at once by sqlbakd to one S3 target: each job is
+        charged with its own requests (a job has stores of its own), so together
+        they account for exactly what the server saw."""
+        self.add_db("shop", rows=1200)
+        self.add_db("blog", rows=1200)
+        self.env.targets = ["offsite"]
+        self.env.write()
+        self.addCleanup(self.env.cleanup)
+        d = T.start_daemon(self.env)
+        self.addCleanup(d.stop)
+        # The start-up health check (after 5 s) reads the target too: let it pass.
+        deadline = time.time() + 30
+        time.sleep(5)
+        last = -1
+        while time.time() < deadline:
+            n = len(self.proxy.seen())
+            if n == last and n > 0:
+                break
+            last = n
+            time.sleep(1)
+        self.proxy.reset_counts()
+        d.ctl("backup", "shop", "blog", "--wait", check=0)
+        # Before the health check that follows a job (2 s later).
+        seen, bytes_in, bytes_out = self.proxy.seen(), self.proxy.bytes_in, self.proxy.bytes_out
+        jobs = self.jobs()
+        self.assertEqual(sorted((j["database"], j["result"]) for j in jobs),
+                         [("blog", "success"), ("shop", "success")], jobs)
+        want = method_counts(seen)
+        got = {k: sum(job_counts(j)[k] for j in jobs) for k in want}
+        self.assertEqual(got, want, jobs)
+        self.assertEqual(sum(j["bytes_uploaded"] for j in jobs), bytes_in)
+        self.assertEqual(sum(j["bytes_downloaded"] for j in jobs), bytes_out)
+        for j in jobs:
+            # Its own locks (database and repository) taken and released, its own objects.
+            self.assertGreaterEqual(j["delete_requests"], 2, j)
+            self.assertGreaterEqual(j["put_requests"], 5, j)
+            self.assertLess(j["put_requests"], got["put"], j)
+
+
 class Locks(S3TestCase):
 
     def put_lock(self, name, host, pid, expires_in_s, mode="exclusive"):
@@ -542,7 +717,9 @@ class Locks(S3TestCase):
         self.s3_delete(live)
         dead = self.put_lock("db-shop", "deadhost", 4242, -5)
         backups, err = self.env.backup("shop")
-        self.assertIn("took over the lock 'db-shop'", err)
+        # A warning, through the workspace (sqlbakctl's prefix), once.
+        self.assertIn("sqlbakctl: warning: took over the lock 'db-shop'", err)
+        self.assertEqual(err.count("took over the lock"), 1, err)
         self.assertIn("deadhost", err)
         self.assertEqual(self.lock_objects(), [], "locks not released")
         self.assertNotIn(dead, self.s3_objects())

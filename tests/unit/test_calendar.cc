@@ -418,3 +418,18 @@ TEST_CASE("next_elapse can run on many threads at once", "[calendar]") {
   CHECK(parallel == sequential);
   CHECK(sequential[0].size() == 2000);
 }
+
+// Found by fuzz_timestamp: "@SECONDS" of 13 or more digits overflowed int64_t
+// when multiplied into microseconds (signed overflow, undefined behaviour).
+TEST_CASE("parse_calendar_base_time refuses @SECONDS beyond 64 bits of microseconds", "[calendar]") {
+  const int64_t now = 1'795'642'200'000'000;
+  auto huge = parse_calendar_base_time("@179562549562548", now);
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.status().code() == ErrorCode::kInvalidArgument);
+  CHECK(huge.status().message() == "timestamp '@179562549562548': out of range");
+  CHECK_FALSE(parse_calendar_base_time("@999999999999999", now).ok());
+  CHECK_FALSE(parse_calendar_base_time("@9223372036855", now).ok());
+  CHECK_FALSE(parse_calendar_base_time("@9223372036854.775808", now).ok());
+  CHECK(parse_calendar_base_time("@9223372036854.775807", now).value() == INT64_MAX);
+  CHECK(parse_calendar_base_time("@999999999999", now).value() == 999'999'999'999'000'000);
+}

@@ -14,6 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "lib/config.h"
+#include "lib/operations.h"
+
 namespace sqlbak {
 namespace {
 
@@ -547,6 +550,67 @@ TEST_CASE("catalog: jobs since a time, oldest first, and the last job of a backu
   auto none = catalog->last_job_for_backup("verify", "Y", "local");
   REQUIRE(none.ok());
   CHECK_FALSE(none->has_value());
+}
+
+TEST_CASE("catalog: a Workspace charges each job with its own target's requests and bytes", "[catalog]") {
+  TempDir dir;
+  fs::create_directories(dir.path() + "/local");
+  fs::create_directories(dir.path() + "/other");
+  const std::string text = "state_dir: " + dir.path() + "/state\n" +
+                           "targets:\n  local: {type: local, path: " + dir.path() + "/local}\n" +
+                           "  other: {type: local, path: " + dir.path() + "/other}\n" +
+                           "databases:\n  - name: shop\n    path: /srv/shop.db\n    targets: [local, other]\n";
+  ConfigLoadResult loaded = load_config_from_string(text, dir.path() + "/config.yaml");
+  INFO((loaded.errors.empty() ? "" : loaded.errors[0].to_string()));
+  REQUIRE(loaded.config);
+  Workspace ws(*loaded.config, [] { return int64_t{1000}; });
+  auto local = ws.repository("local", true);  // creating it: a GET of "config", then its PUT
+  REQUIRE(local.ok());
+  auto other = ws.repository("other", true);
+  REQUIRE(other.ok());
+  REQUIRE((*local)->store().put("packs/ab/ab01", "12345").ok());
+  REQUIRE((*other)->store().put("packs/cd/cd01", "1234567").ok());
+
+  JobRecord first = make_job("backup", "shop", 100);
+  first.put_requests = 99;  // replaced by what the store did
+  ws.record(first);
+  std::string data;
+  REQUIRE((*local)->store().get("packs/ab/ab01", &data).ok());
+  REQUIRE((*local)->store().list("packs/").ok());
+  REQUIRE((*local)->store().remove("packs/ab/ab01").ok());
+  ws.record(make_job("verify", "shop", 200));
+  JobRecord elsewhere = make_job("backup", "", 300);  // no open target: what the caller set
+  elsewhere.target = "";
+  elsewhere.get_requests = 7;
+  ws.record(elsewhere);
+  JobRecord on_other = make_job("backup", "shop", 400);
+  on_other.target = "other";
+  ws.record(on_other);
+
+  auto jobs = ws.catalog()->jobs_since(0, "");
+  REQUIRE(jobs.ok());
+  REQUIRE(jobs->size() == 4);
+  const JobRecord& a = (*jobs)[0];
+  CHECK(a.put_requests == 2);
+  CHECK(a.get_requests == 1);
+  CHECK(a.list_requests == 0);
+  CHECK(a.delete_requests == 0);
+  CHECK(a.bytes_uploaded > 5);  // the config object, then the pack
+  CHECK(a.bytes_downloaded == 0);
+  const JobRecord& b = (*jobs)[1];
+  CHECK(b.put_requests == 0);
+  CHECK(b.get_requests == 1);
+  CHECK(b.list_requests == 1);
+  CHECK(b.delete_requests == 1);
+  CHECK(b.bytes_uploaded == 0);
+  CHECK(b.bytes_downloaded == 5);
+  CHECK((*jobs)[2].get_requests == 7);
+  const JobRecord& c = (*jobs)[3];
+  CHECK(c.target == "other");
+  CHECK(c.put_requests == 2);
+  CHECK(c.get_requests == 1);
+  // Each repository's config object is the same size (its id is 16 hex digits).
+  CHECK(c.bytes_uploaded - 7 == a.bytes_uploaded - 5);
 }
 
 }  // namespace

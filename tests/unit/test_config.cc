@@ -675,3 +675,24 @@ TEST_CASE("calendar expressions are checked where they are written", "[config]")
   load_ok(kLocalTarget + "defaults:\n  schedule: \"Mon..Fri 22:30\"\n  rotate: weekly\n"
           "  verify_schedule: \"*-*-1 03:00\"\n");
 }
+
+// Found by fuzz_config: yaml-cpp 0.7's YAML::LoadAll never returns on a ','
+// that starts no value (its parser reports one empty document after another
+// without moving on), so the loader hung and grew until memory ran out.
+TEST_CASE("a stray comma is a syntax error at its place, not a hang", "[config]") {
+  CHECK(only_error(",") == "x.yaml:1:1: YAML syntax error: unexpected token (a ',' outside [ ] or { }?)");
+  CHECK(only_error("\"a\",") == "x.yaml:1:4: YAML syntax error: unexpected token (a ',' outside [ ] or { }?)");
+  CHECK(only_error("# settings\n[a], b\n") ==
+        "x.yaml:2:4: YAML syntax error: unexpected token (a ',' outside [ ] or { }?)");
+  CHECK(only_error("--- {workers: 2},\n") ==
+        "x.yaml:1:17: YAML syntax error: unexpected token (a ',' outside [ ] or { }?)");
+  // The fuzzer's find: the shipped configuration with a comment line broken.
+  CHECK(only_error("# Schedules: calendar expressions\n \"Sun 01:00\", \"Mon..Fri 22:30\".\nworkers: 2\n") ==
+        "x.yaml:2:13: YAML syntax error: unexpected token (a ',' outside [ ] or { }?)");
+  // A second document is still that, whatever follows it.
+  CHECK(only_error("workers: 2\n---\nworkers: 3\n---\n,\n") == "x.yaml:3:1: only one YAML document is allowed");
+  CHECK(only_error("workers: 2\n---\n") == "x.yaml:3:1: only one YAML document is allowed");
+  CHECK(load("").errors.empty());
+  CHECK(load("# nothing\n").errors.empty());
+  CHECK(load("---\nworkers: 2\n...\n").errors.empty());
+}

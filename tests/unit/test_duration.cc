@@ -119,3 +119,11 @@ TEST_CASE("format_duration output parses back to the same span", "[duration]") {
     CHECK(parsed(format_duration(span)) == span);
   }
 }
+
+TEST_CASE("a fraction that crosses the maximum is too large", "[duration]") {
+  // 9223372036854 s is just below 2^63 microseconds; .9 s more is not.
+  auto r = parse_duration("9223372036854.9s");
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.status().message(), Catch::Contains("too large"));
+  CHECK(parse_duration("9223372036854.7s").ok());
+}

@@ -102,3 +102,30 @@ TEST_CASE("temporary files of dead writers are removed when a lock is taken") {
   CHECK_FALSE(std::filesystem::exists(dir / "tmp/4194305-deadbeef"));
   CHECK(std::filesystem::exists(dir / "tmp/1-alive"));
 }
+
+TEST_CASE("a local store counts its operations as an object store's requests") {
+  TempDir dir;
+  auto store = LocalObjectStore::open("local", dir.path(), true);
+  REQUIRE(store.ok());
+  ObjectStore& s = **store;
+  CHECK(s.counters().put_requests == 0);
+  REQUIRE(s.put("packs/ab/ab01", "hello").ok());
+  REQUIRE(s.put("packs/cd/cd02", "world!").ok());
+  std::string data;
+  REQUIRE(s.get("packs/ab/ab01", &data).ok());
+  REQUIRE(s.get_range("packs/cd/cd02", 1, 3, &data).ok());
+  CHECK(s.get("packs/zz/none", &data).code() == ErrorCode::kNotFound);  // a failed GET is billed too
+  REQUIRE(s.exists("packs/ab/ab01").ok());
+  REQUIRE(s.list("packs/").ok());
+  REQUIRE(s.remove_many({"packs/ab/ab01", "packs/cd/cd02"}).ok());
+  auto lock = s.lock("db-shop");  // flock: no request
+  REQUIRE(lock.ok());
+
+  const TransferCounters c = s.counters();
+  CHECK(c.put_requests == 2);
+  CHECK(c.get_requests == 4);
+  CHECK(c.list_requests == 1);
+  CHECK(c.delete_requests == 2);
+  CHECK(c.bytes_uploaded == 11);
+  CHECK(c.bytes_downloaded == 8);
+}

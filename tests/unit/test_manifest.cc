@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "lib/manifest.h"
+#include "lib/sha256.h"
 
 using namespace sqlbak;
 
@@ -87,4 +90,47 @@ TEST_CASE("backup ids sort by time and are recognised") {
   CHECK_FALSE(looks_like_backup_id("shop"));
   CHECK_FALSE(looks_like_backup_id("20251125T163012Z-ABCDEF"));
   CHECK(make_backup_id(1764088213000) > id);
+}
+
+namespace {
+// SAMPLE() encoded, with the body field KEY set to VALUE and the SHA-256
+// recomputed: what someone who can write the target can store.
+std::string with_field(const std::string& key, const nlohmann::json& value) {
+  nlohmann::json w = nlohmann::json::parse(encode_manifest(sample()));
+  w["manifest"][nlohmann::json::json_pointer(key)] = value;
+  w["sha256"] = to_hex(sha256(w["manifest"].dump()));
+  return w.dump(1);
+}
+}  // namespace
+
+// Found by fuzz_manifest: numbers outside a field's type were undefined
+// behaviour (1e300 as int64_t) or silently truncated (2^32 + 3 pages read
+// as 3, format 2^32 + 1 as format 1).
+TEST_CASE("manifest numbers that are not integers of the field's range are refused") {
+  REQUIRE(decode_manifest(with_field("/created_unix_ms", 1764088212000)).ok());
+  auto huge = decode_manifest(with_field("/created_unix_ms", 1e300));
+  CHECK(huge.status().code() == ErrorCode::kCorruption);
+  CHECK(huge.status().message() == "manifest field 'created_unix_ms' is not an integer: 1e+300");
+  auto pages = decode_manifest(with_field("/page_count", 4294967299ull));
+  CHECK(pages.status().code() == ErrorCode::kCorruption);
+  CHECK(pages.status().message() == "manifest field 'page_count' is out of range (0..4294967295): 4294967299");
+  CHECK(decode_manifest(with_field("/page_count", -1)).status().message().find("'page_count'") != std::string::npos);
+  CHECK(decode_manifest(with_field("/restarts", 1.5)).status().message().find("'restarts'") != std::string::npos);
+  CHECK(decode_manifest(with_field("/page_size", true)).status().message().find("'page_size'") != std::string::npos);
+  CHECK(decode_manifest(with_field("/source_bytes", -5)).status().code() == ErrorCode::kCorruption);
+  CHECK(decode_manifest(with_field("/duration_ms", 18446744073709551615ull)).status().code() == ErrorCode::kCorruption);
+  CHECK(decode_manifest(with_field("/settings/compression_level", 2147483648ll)).status().message().find(
+            "'settings.compression_level'") != std::string::npos);
+  CHECK(decode_manifest(with_field("/settings/compression_level", -5)).ok());  // zstd's fast levels
+  CHECK(decode_manifest(with_field("/packs/0/size", 1e20)).status().message().find("'packs[0].size'") !=
+        std::string::npos);
+  CHECK(decode_manifest(with_field("/pages/0/1", 4294967296ull)).status().message().find("'pages[0][1]'") !=
+        std::string::npos);
+  CHECK(decode_manifest(with_field("/pages", 5)).status().code() == ErrorCode::kCorruption);
+
+  nlohmann::json w = nlohmann::json::parse(encode_manifest(sample()));
+  w["format"] = 4294967297ull;
+  CHECK(decode_manifest(w.dump()).status().code() == ErrorCode::kUnsupported);
+  w["format"] = 1.0;
+  CHECK(decode_manifest(w.dump()).status().code() == ErrorCode::kCorruption);
 }

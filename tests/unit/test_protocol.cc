@@ -69,3 +69,21 @@ TEST_CASE("request arguments read as empty when missing or mistyped") {
   CHECK(arg_strings(args, "ids") == std::vector<std::string>{"a", "b"});
   CHECK(arg_strings(args, "id").empty());
 }
+
+// Found with the manifest's fuzz finding (docs/FUZZING.md): integers were
+// read with get<int>() / get<int64_t>(), so "v": 2^32 + 1 passed as version 1
+// and an id above INT64_MAX came back negative.
+TEST_CASE("request integers out of their range are refused, not truncated") {
+  CHECK_FALSE(decode_request(json{{"v", 4294967297ull}, {"command", "status"}}).ok());
+  CHECK_FALSE(decode_request(json{{"v", -4294967295ll}, {"command", "status"}}).ok());
+  CHECK_FALSE(decode_request(json{{"v", 1.0}, {"command", "status"}}).ok());
+  auto big_id = decode_request(json{{"v", 1}, {"command", "status"}, {"id", 18446744073709551615ull}});
+  REQUIRE_FALSE(big_id.ok());
+  CHECK(big_id.status().message().find("request id") != std::string::npos);
+  auto max_id = decode_request(json{{"v", 1}, {"command", "status"}, {"id", 9223372036854775807ull}});
+  REQUIRE(max_id.ok());
+  CHECK(max_id->id == INT64_MAX);
+  auto min_id = decode_request(json::parse(R"({"v":1,"command":"status","id":-9223372036854775808})"));
+  REQUIRE(min_id.ok());
+  CHECK(min_id->id == INT64_MIN);
+}

@@ -78,6 +78,8 @@ struct Job {
     return *this;
   }
   Job& uploaded(int64_t bytes) { return r.bytes_uploaded = bytes, *this; }
+  Job& downloaded(int64_t bytes) { return r.bytes_downloaded = bytes, *this; }
+  Job& target(const std::string& name) { return r.target = name, *this; }
   Job& requests(int64_t put, int64_t get, int64_t list, int64_t del) {
     r.put_requests = put, r.get_requests = get, r.list_requests = list, r.delete_requests = del;
     return *this;
@@ -598,6 +600,46 @@ TEST_CASE("build_report reads the window from the catalog", "[report]") {
     CHECK(e.status().message().find("between 1 and 3660") != std::string::npos);
   }
   CHECK(build_report(catalog, 3660, "", now).ok());
+}
+
+TEST_CASE("targets: requests and bytes per target, in totals and per database", "[report]") {
+  const int64_t now = utc_ms(2024, 5, 10, 12);
+  std::vector<JobRecord> jobs = {
+      Job("backup", "a", now - kDay).requests(1200, 30, 10, 2).uploaded(5000).downloaded(70),
+      Job("backup", "b", now - kDay).target("offsite").requests(34, 26, 2, 1).uploaded(1 << 20),
+      Job("restore", "a", now - 2 * kDay).target("offsite").requests(0, 20, 1, 0).downloaded(900),
+      Job("prune", "", now - 2 * kDay).target("offsite").requests(0, 10, 3, 2).downloaded(100),
+      Job("backup", "a", now - kDay, "failure").target("").requests(0, 0, 1, 0).error("locked"),
+      Job("backup", "a", now - 9 * kDay).requests(1000, 0, 0, 0),  // outside the window
+  };
+  const json r = compute_report(jobs, options_at(now, 7));
+  INFO(r.dump(1));
+  const json& t = r.at("totals");
+  CHECK(t.at("requests") == json({{"put", 1234}, {"get", 86}, {"list", 17}, {"delete", 5}}));
+  CHECK(t.at("uploaded_bytes") == 5000 + (1 << 20));
+  CHECK(t.at("downloaded_bytes") == 1070);
+  REQUIRE(r.at("targets").size() == 2);  // no entry for the job without a target
+  const json& local = r.at("targets")[0];
+  CHECK(local.at("name") == "local");
+  CHECK(local.at("jobs") == 1);
+  CHECK(local.at("requests") == json({{"put", 1200}, {"get", 30}, {"list", 10}, {"delete", 2}}));
+  CHECK(local.at("uploaded_bytes") == 5000);
+  CHECK(local.at("downloaded_bytes") == 70);
+  const json& offsite = r.at("targets")[1];
+  CHECK(offsite.at("name") == "offsite");
+  CHECK(offsite.at("jobs") == 3);
+  CHECK(offsite.at("requests") == json({{"put", 34}, {"get", 56}, {"list", 6}, {"delete", 3}}));
+  CHECK(offsite.at("uploaded_bytes") == 1 << 20);
+  CHECK(offsite.at("downloaded_bytes") == 1000);
+  CHECK(find_database(r, "a")->at("downloaded_bytes") == 970);
+
+  // A database filter keeps that database's jobs: no prune, no other database.
+  const json only_a = compute_report(jobs, options_at(now, 7, "a"));
+  REQUIRE(only_a.at("targets").size() == 2);
+  CHECK(only_a.at("targets")[1].at("requests") == json({{"put", 0}, {"get", 20}, {"list", 1}, {"delete", 0}}));
+  CHECK(only_a.at("targets")[1].at("jobs") == 1);
+
+  CHECK(compute_report({}, options_at(now, 7)).at("targets") == json::array());
 }
 
 }  // namespace
