@@ -35,7 +35,10 @@ def objects(root, prefix):
     for dirpath, _dirs, files in os.walk(os.path.join(root, prefix)):
         for f in files:
             p = os.path.join(dirpath, f)
-            out[os.path.relpath(p, root)] = os.path.getsize(p)
+            try:
+                out[os.path.relpath(p, root)] = os.path.getsize(p)
+            except FileNotFoundError:
+                pass  # removed while we looked: a rotate runs beside the watcher
     return out
 
 
