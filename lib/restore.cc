@@ -191,6 +191,19 @@ Status rebuild_image(const Repository& repo, const Manifest& m, int fd, int thre
   return first_error;
 }
 
+// A prune may repack while a restore or verify reads: it replaces the
+// manifest (same id) with one naming new packs, then deletes the old packs.
+// A pack that went missing under a manifest that has since been replaced is
+// that, not damage: rebuild once more from the manifest as it is now. Every
+// page is still checked against its hash, so this can never mix two states.
+static Status rebuild_following_repack(const Repository& repo, const Manifest& m, int fd, const std::string& what) {
+  Status st = rebuild_image(repo, m, fd, 2);
+  if (st.code() != ErrorCode::kNotFound) return st.WithContext(what);
+  auto now = repo.read_manifest(ManifestRef{m.database, m.id, manifest_key(m.database, m.id)});
+  if (!now.ok() || encode_manifest(*now) == encode_manifest(m)) return st.WithContext(what);
+  return rebuild_image(repo, *now, fd, 2).WithContext(what + " (re-read after a repack)");
+}
+
 // Temporary images are named PREFIX<pid>-<random><suffix>. Removes those in
 // DIR whose process is gone: what a restore or verify killed with SIGKILL
 // left behind. Another live process's file is never touched.
@@ -232,7 +245,7 @@ Status restore_backup(const Repository& repo, const Manifest& m, const std::stri
   remove_dead_temporaries(dir, prefix);
   TempImage tmp(dir + "/" + temporary_name(prefix));
   SQLBAK_RETURN_IF_ERROR(tmp.create(static_cast<uint64_t>(m.page_size) * m.page_count, mode));
-  SQLBAK_RETURN_IF_ERROR(rebuild_image(repo, m, tmp.fd(), 2).WithContext(what));
+  SQLBAK_RETURN_IF_ERROR(rebuild_following_repack(repo, m, tmp.fd(), what));
   SQLBAK_RETURN_IF_ERROR(tmp.sync_and_close());
   if (m.page_count > 0) {
     auto check = check_image(tmp.path(), VerifyMode::kQuick);
@@ -259,7 +272,7 @@ Result<std::string> verify_backup(const Repository& repo, const Manifest& m,
   TempImage tmp(scratch_dir + "/" + temporary_name("verify-") + ".db");
   SQLBAK_RETURN_IF_ERROR(tmp.create(static_cast<uint64_t>(m.page_size) * m.page_count)
                              .WithContext("scratch directory"));
-  SQLBAK_RETURN_IF_ERROR(rebuild_image(repo, m, tmp.fd(), 2).WithContext(what));
+  SQLBAK_RETURN_IF_ERROR(rebuild_following_repack(repo, m, tmp.fd(), what));
   if (m.page_count == 0) return std::string("ok");
   auto check = check_image(tmp.path(), mode == VerifyMode::kNone ? VerifyMode::kIntegrity : mode);
   if (!check.ok()) return check.status().WithContext(what);

@@ -213,6 +213,13 @@ TEST_CASE("repack: a rotation that leaves packs mostly garbage repacks them, and
   CHECK(dry->repack.bytes_reclaimed() < done->repack.bytes_reclaimed() * 115 / 100);
 
   require_consistent(*repo, false);
+  // A restore or verify that read its manifest before the repack (b and c as
+  // they were) still succeeds: a missing pack makes it re-read the manifest.
+  CHECK(image_of(*repo, b, h.dir / "b-read-before.db") == image_b);
+  auto checked = verify_backup(*repo, c, h.dir.path(), VerifyMode::kIntegrity);
+  INFO((checked.ok() ? std::string() : checked.status().message()));
+  REQUIRE(checked.ok());
+  CHECK(*checked == "ok");
   // Same backups, same ids, same record of how they were taken; pages elsewhere.
   auto kept = repo->list_manifests("app");
   REQUIRE(kept.ok());
