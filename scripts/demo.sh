@@ -41,6 +41,7 @@ databases:
   - name: shop
     path: $demo/shop.db
 EOF2
+chmod 600 "$demo/sqlbak.yaml"  # it may name secrets: sqlbakd warns about one others can read
 say "Configuration ($demo/sqlbak.yaml)"
 cat "$demo/sqlbak.yaml"
 "$ctl" config check "$demo/sqlbak.yaml"
