@@ -68,6 +68,9 @@ def main():
                 elif op == "vacuum":
                     con.execute("VACUUM")
                 else:
+                    # One transaction: with two chaos writers, the other one may
+                    # drop the table between these statements otherwise.
+                    con.execute("BEGIN IMMEDIATE")
                     con.execute("CREATE TABLE IF NOT EXISTS scratch(x)")
                     con.execute("INSERT INTO scratch(x) VALUES (randomblob(3000))")
                     cols = [r[1] for r in con.execute("PRAGMA table_info(scratch)")]
@@ -75,11 +78,14 @@ def main():
                         con.execute("ALTER TABLE scratch ADD COLUMN y")
                     else:
                         con.execute("DROP TABLE scratch")
+                    con.execute("COMMIT")
                 chaos_ops += 1
             except sqlite3.OperationalError as e:
                 msg = str(e).lower()
                 if "locked" not in msg and "busy" not in msg:
                     raise
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
     con.close()
     if lat_path:
         with open(lat_path, "w") as f:

@@ -20,8 +20,10 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 import unittest
 
@@ -200,22 +202,37 @@ class Rotate(T.EnvTestCase):
         expect = expected_kept([(bid, ts) for bid, ts, _ in history], 2, 3, 2)
         now = history[-1][1] + 60
         env = T.faketime_env(now)
-        kills = 0
-        for attempt in range(12):
+        # A rotate that finishes leaves nothing for the next one to do, so the target
+        # as it was before any rotate is kept aside and put back after each attempt
+        # that the kill missed; the kill is aimed inside the time a whole rotate took.
+        pristine = self.env.target + ".pristine"
+        shutil.copytree(self.env.target, pristine, symlinks=True)
+        kills = attempts = 0
+        whole_rotate = 0.08
+        while kills < 6 and attempts < 40:
+            attempts += 1
+            started = time.monotonic()
             p = self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("rotate"), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(self.rng.uniform(0.0, 0.08))
+            time.sleep(self.rng.uniform(0.0, whole_rotate))
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 kills += 1
-            p.wait()
+                p.wait()
+            else:
+                whole_rotate = max(0.005, 0.9 * (time.monotonic() - started))
+                shutil.rmtree(self.env.target)
+                shutil.copytree(pristine, self.env.target, symlinks=True)
             # Whatever was interrupted: every listed backup verifies and is one we expect.
             ids = set(self.env.list_ids())
             self.assertTrue(ids >= set(expect), "a backup the policy keeps is gone")
             self.assertTrue(needed_packs(self.env.target) <= stored_packs(self.env.target),
                             "a pack that a remaining backup needs was deleted")
             self.env.verify_all(check=0)
-        self.assertGreater(kills, 0, "no rotate was interrupted: the test proved nothing")
+        self.assertGreater(kills, 0, "no rotate was interrupted in %d attempts: the test proved nothing"
+                           % attempts)
+        shutil.rmtree(pristine)
+        sys.stderr.write("[killed rotate] %d of %d attempts interrupted\n" % (kills, attempts))
         # The next full rotate finishes the job.
         self.rotate(when=now)
         self.assertEqual(set(self.env.list_ids()), set(expect))
