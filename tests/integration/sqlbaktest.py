@@ -134,6 +134,48 @@ def faketime_env(unix_seconds, base=None):
     return env
 
 
+def fault_shim_path():
+    """The LD_PRELOAD shim of tests/tools/fault_inject.c (build target fault_inject)."""
+    tools = os.environ.get("SQLBAK_TOOLS_DIR") or os.path.join(SOURCE_ROOT, "build", "tests")
+    return os.path.join(tools, "libfault_inject.so")
+
+
+def fault_env(target, log, ops, action="eio", nth=1, count=1, path=None, magic=None, trace=False,
+              base=None):
+    """Environment that runs a program under the fault shim: the NTH.. calls of the
+    families OPS on files under TARGET get ACTION; LOG receives the shim's lines."""
+    shim = fault_shim_path()
+    if not os.path.exists(shim):
+        raise AssertionError("fault injection shim not found at %s (build target fault_inject; "
+                             "set $SQLBAK_TOOLS_DIR)" % shim)
+    env = dict(base if base is not None else os.environ)
+    env["LD_PRELOAD"] = (shim + " " + env.get("LD_PRELOAD", "")).strip()
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    env.update({"SQLBAK_FAULT_DIR": target, "SQLBAK_FAULT_OPS": ops,
+                "SQLBAK_FAULT_ACTION": action, "SQLBAK_FAULT_NTH": str(nth),
+                "SQLBAK_FAULT_COUNT": str(count), "SQLBAK_FAULT_LOG": log,
+                "SQLBAK_FAULT_TRACE": "1" if trace else "0"})
+    if path:
+        env["SQLBAK_FAULT_PATH"] = path
+    if magic:
+        env["SQLBAK_FAULT_MAGIC"] = magic
+    if os.path.exists(log):
+        os.unlink(log)
+    return env
+
+
+def fault_log(log):
+    """The shim's log lines as (kind, seq, op, path): kind is 'match' or 'fault'."""
+    if not os.path.exists(log):
+        return []
+    out = []
+    with open(log) as f:
+        for line in f:
+            kind, seq, op, rest = line.rstrip("\n").split(" ", 3)
+            out.append((kind, int(seq), op, rest.rsplit(" ", 1)[0]))
+    return out
+
+
 def assert_no_crash(rc, out, err, args=()):
     if rc is not None and rc < 0:
         raise AssertionError("killed by signal %d\n%s" % (-rc, describe(args, rc, out, err)))

@@ -22,19 +22,10 @@ import os
 import sqlbaktest as T
 
 
-def shim_path():
-    tools = os.environ.get("SQLBAK_TOOLS_DIR") or os.path.join(T.SOURCE_ROOT, "build", "tests")
-    return os.path.join(tools, "libfault_inject.so")
-
-
 class IoFaults(T.EnvTestCase):
 
     def setUp(self):
         super().setUp()
-        self.shim = shim_path()
-        if not os.path.exists(self.shim):
-            raise AssertionError("fault injection shim not found at %s (build target fault_inject; "
-                                 "set $SQLBAK_TOOLS_DIR)" % self.shim)
         self.db = self.env.add_database("app")
         T.create_db(self.db, rows=4000, row_bytes=300, journal_mode="wal")
         self.first = self.env.backup_one("app")
@@ -48,20 +39,8 @@ class IoFaults(T.EnvTestCase):
         con.execute("UPDATE t SET b = randomblob(300) WHERE id % 3 = ?", (self.rng.randrange(3),))
         con.close()
 
-    def fault_env(self, ops, action="eio", nth=1, count=1, path=None, magic=None):
-        env = dict(os.environ)
-        env["LD_PRELOAD"] = (self.shim + " " + env.get("LD_PRELOAD", "")).strip()
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
-        env.update({"SQLBAK_FAULT_DIR": self.env.target, "SQLBAK_FAULT_OPS": ops,
-                    "SQLBAK_FAULT_ACTION": action, "SQLBAK_FAULT_NTH": str(nth),
-                    "SQLBAK_FAULT_COUNT": str(count), "SQLBAK_FAULT_LOG": self.log})
-        if path:
-            env["SQLBAK_FAULT_PATH"] = path
-        if magic:
-            env["SQLBAK_FAULT_MAGIC"] = magic
-        if os.path.exists(self.log):
-            os.unlink(self.log)
-        return env
+    def fault_env(self, ops, **fault):
+        return T.fault_env(self.env.target, self.log, ops, **fault)
 
     def run_faulty(self, args, **fault):
         """Runs sqlbakctl ARGS under the shim; returns (rc, out, err, faults): FAULTS are

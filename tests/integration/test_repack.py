@@ -165,36 +165,51 @@ class Repack(T.EnvTestCase):
             shutil.rmtree(target)
             shutil.copytree(pristine, target)
 
-        # The uninterrupted rotate: the reference, and how many changes of the
-        # target (a temporary file, an object written, replaced or deleted) its
-        # prune makes that a poller sees.
+        # The uninterrupted rotate: the reference, run under the fault shim in trace
+        # mode so that every write, fsync and rename it makes on the target is
+        # numbered; the kills below land exactly at chosen ones of those calls.
+        log = self.env.path("faults.log")
+        ops = "write,fsync,rename"
         p = self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("rotate"), stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, text=True)
-        changes = self.watch_changes(p, target, None)
+                           stderr=subprocess.DEVNULL, text=True,
+                           env=T.fault_env(target, log, ops, action="kill", nth=10 ** 9, trace=True))
         out = p.communicate()[0]
         self.assertEqual(p.returncode, 0)
         self.assertRegex(out, r"repack local: repacked 2 mostly unused pack\(s\) into .* \(1 pack\(s\)\), freed ")
-        self.assertGreater(changes, 2, "the poller saw no repack writes")
+        calls = [(seq, op, path) for kind, seq, op, path in T.fault_log(log) if kind == "match"]
+        renames = [seq for seq, op, path in calls if op == "rename"]
+        others = [seq for seq, op, path in calls if op != "rename"]
+        self.assertTrue(any("/packs/" in path for _, op, path in calls if op == "rename"),
+                        "the reference rotate wrote no pack: %r" % calls[:20])
         reference = snapshot(target)
         self.check_kept(history, kept_ids)
-        sys.stderr.write("reference rotate: %d changes of the target seen after its manifests went\n" % changes)
+        sys.stderr.write("reference rotate: %d writes and fsyncs, %d renames on the target\n"
+                         % (len(others), len(renames)))
 
         landed = {}
         for trial in range(12):
             reset()
-            p = self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("rotate"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if trial < 2:
                 # Anywhere in the whole run.
+                p = self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("rotate"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(self.rng.uniform(0.0, 1.5))
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
             else:
-                # While it prunes and repacks: just after a random one of the
-                # changes it makes (a new pack, index, manifest, or a deletion).
-                self.watch_changes(p, target, self.rng.randint(1, changes))
-                time.sleep(self.rng.uniform(0.0, 0.003))
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+                # Just after a new object landed, or before one of the writes and
+                # fsyncs that build it.
+                after_rename = trial % 2 == 0
+                # Every rename gets its turn (the first ones are the new pack and
+                # index: the kill lands while repacking); the writes are drawn.
+                nth = renames[(trial // 2 - 1) % len(renames)] if after_rename else self.rng.choice(others)
+                env = T.fault_env(target, log, ops, action="kill_after" if after_rename else "kill", nth=nth)
+                p = self.env.spawn([T.SQLBAKCTL] + self.env.ctl_args("rotate"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+                p.wait()
+                self.assertEqual(p.returncode, -signal.SIGKILL,
+                                 "the shim did not kill rotate at call %d: %r" % (nth, T.fault_log(log)))
             state = self.classify(target, pristine_snap, reference)
             landed[state] = landed.get(state, 0) + 1
 
@@ -217,30 +232,6 @@ class Repack(T.EnvTestCase):
         self.assertGreater(landed.get("repacking", 0) + landed.get("rewriting manifests", 0), 0,
                            "no kill landed while rotate repacked: the test proved nothing (%s)" % landed)
         self.check_kept(history, kept_ids)
-
-    @staticmethod
-    def watch_changes(p, target, stop_at):
-        """Polls TARGET while P runs, from when rotation has removed the
-        manifests it removes; counts the changes seen (temporary files, packs,
-        indexes, manifest contents). Returns at the STOP_AT-th change, or when
-        P ends with the count."""
-        def state():
-            tmp = os.path.join(target, "tmp")
-            files = tuple(sorted(os.listdir(tmp))) if os.path.isdir(tmp) else ()
-            mans = tuple(sorted((k, os.stat(os.path.join(target, k)).st_ino)
-                                for k in objects(target, "manifests")))
-            return files, frozenset(objects(target, "packs")), frozenset(objects(target, "index")), mans
-        seen, last = 0, None
-        while p.poll() is None:
-            if len(objects(target, "manifests")) <= 2:
-                now = state()
-                if last is not None and now != last:
-                    seen += 1
-                    if stop_at is not None and seen >= stop_at:
-                        return seen
-                last = now
-            time.sleep(0.0005)
-        return seen
 
     @staticmethod
     def classify(target, pristine_snap, reference):

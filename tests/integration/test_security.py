@@ -166,9 +166,14 @@ class NotDumpable(T.DaemonTestCase):
         daemon_dir = self.env.path("daemon-cwd")
         os.makedirs(daemon_dir)
         log = open(self.env.path("sqlbakd-crash.log"), "wb")
+        # In the sanitizer build, ASan would catch the SIGSEGV (and abort) and would
+        # itself refuse core dumps: both are turned off so that only sqlbakd's own
+        # protection stands between the crash and a core file.
+        env = dict(os.environ)
+        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":handle_segv=0:disable_coredump=0").lstrip(":")
         p = self.env.spawn([T.SQLBAKD, "-c", self.env.config], cwd=daemon_dir, preexec_fn=unlimited_core,
                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+                           start_new_session=True, env=env)
         log.close()
         sock = self.env.path("control.sock")
         T.wait_until(lambda: os.path.exists(sock) or p.poll() is not None, what="the control socket")
