@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds sqlbak three times (release; AddressSanitizer +
-# UndefinedBehaviorSanitizer with the fuzz targets; ThreadSanitizer) and runs the
-# whole test suite through CTest. The README's second command; CI runs it on a clean clone.
+# Installs what is needed, builds sqlbak twice (release; AddressSanitizer +
+# UndefinedBehaviorSanitizer with the fuzz targets) and runs the whole test suite
+# through CTest, two tests at a time. The README's second command; CI runs it on a
+# clean clone. With --tsan it also builds with ThreadSanitizer and runs the
+# daemon's concurrency tests against it (docs/TESTING.md): a third build that CI's
+# time budget leaves out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+tsan=0
+case "${1:-}" in
+  --tsan) tsan=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--tsan]" >&2; exit 2 ;;
+esac
 
 scripts/install-deps.sh
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure
+# A failure in one build does not stop the other from running: CI reports both.
+failed=0
+ctest --test-dir build --output-on-failure -j"$jobs" || failed=1
 
 # The sanitizer builds use clang: its libFuzzer lets the sanitizer build also run
 # the fuzz targets briefly (tests/fuzz, docs/FUZZING.md). A build-asan/ left by an
@@ -19,11 +30,17 @@ if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' b
   rm -rf build-asan
 fi
 # The ASan+UBSan build runs everything but the tests labelled slow (a 1 GiB
-# database under ASan would take most of CI's budget for no extra coverage).
-CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSQLBAK_SANITIZE=ON -DSQLBAK_FUZZ=ON
+# database under ASan would take most of CI's budget for no extra coverage) and
+# oracle (tests/integration/CMakeLists.txt). -O1 runs the tests about twice as
+# fast as -O0; line tables are all that ASan's reports need.
+asan_flags="-O1 -gline-tables-only"
+CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSQLBAK_SANITIZE=ON -DSQLBAK_FUZZ=ON \
+  -DCMAKE_C_FLAGS_DEBUG="$asan_flags" -DCMAKE_CXX_FLAGS_DEBUG="$asan_flags"
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -LE slow
+  ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE 'slow|oracle' || failed=1
+
+[ "$tsan" = 1 ] || exit "$failed"
 
 # ThreadSanitizer: the unit tests (the backup pipeline's threads) and the daemon's
 # concurrency tests, against a TSan sqlbakd. TSan slows everything several times:
@@ -32,4 +49,6 @@ CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build-tsan -j"$jobs"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 SQLBAK_TEST_DAEMON_WAIT=300 \
   ctest --test-dir build-tsan --output-on-failure \
-  -R '^(unit|integration\.(daemon|daemon_jobs|daemon_access|daemon_maintenance|daemon_alerts|concurrent))$'
+  -R '^(unit|integration\.(daemon|daemon_jobs|daemon_access|daemon_maintenance|daemon_alerts|concurrent))$' \
+  || failed=1
+exit "$failed"

@@ -134,6 +134,20 @@ def faketime_env(unix_seconds, base=None):
     return env
 
 
+def fast_clock_env(speed, base=None):
+    """Environment in which a program's clocks (wall and monotonic) and sleeps run
+    SPEED times faster (libfaketime), for waits of a minute that a test must see
+    end. SkipTest when libfaketime is missing."""
+    if not os.path.exists(FAKETIME_LIB):
+        raise unittest.SkipTest("libfaketime is not installed (package faketime)")
+    env = dict(base if base is not None else os.environ)
+    env["LD_PRELOAD"] = FAKETIME_LIB
+    env["FAKETIME"] = "+0 x%d" % speed
+    env.pop("FAKETIME_DONT_FAKE_MONOTONIC", None)
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    return env
+
+
 def fault_shim_path():
     """The LD_PRELOAD shim of tests/tools/fault_inject.c (build target fault_inject)."""
     tools = os.environ.get("SQLBAK_TOOLS_DIR") or os.path.join(SOURCE_ROOT, "build", "tests")

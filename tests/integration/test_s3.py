@@ -109,9 +109,9 @@ class S3Env:
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 
-    def ctl(self, *args, check=None, json_out=False, timeout=None):
+    def ctl(self, *args, check=None, json_out=False, timeout=None, env=None):
         a = ["-c", self.config, "--offline"] + (["--json"] if json_out else []) + [str(x) for x in args]
-        rc, out, err = T.run_ctl(a, check=None, timeout=timeout)
+        rc, out, err = T.run_ctl(a, check=None, timeout=timeout, env=env)
         T.assert_no_crash(rc, out, err, [T.SQLBAKCTL] + a)
         if check is not None and rc != check:
             raise AssertionError("expected exit %s\n%s" % (check, T.describe([T.SQLBAKCTL] + a, rc, out, err)))
@@ -489,7 +489,7 @@ class Faults(S3TestCase):
         self.env.targets = ["offsite"]
         self.env.write()
         self.proxy.plan = lambda r: S3.error(503, "SlowDown", "Please reduce your request rate.")
-        rc, out, err = self.env.ctl("backup", "shop")
+        rc, out, err = self.env.ctl("backup", "shop", env=T.fast_clock_env(10))
         self.assertClearError(rc, err, names=["offsite", "HTTP 503 after 6 attempts",
                                               "SlowDown: Please reduce your request rate."])
         self.assertEqual(len(self.proxy.seen()), 6)
@@ -499,9 +499,12 @@ class Faults(S3TestCase):
         port = S3.free_port()
         self.env.endpoint = "http://127.0.0.1:%d" % port
         self.env.write()
-        rc, out, err = self.env.ctl("backup", "shop")
+        # Each request is tried six times with backoff between: a fast clock
+        # shortens the waits, not the attempts.
+        fast = T.fast_clock_env(10)
+        rc, out, err = self.env.ctl("backup", "shop", env=fast)
         self.assertClearError(rc, err, names=["offsite", "127.0.0.1:%d" % port], words=["cannot reach"])
-        rc, out, err = self.env.ctl("list", "--target", "offsite")
+        rc, out, err = self.env.ctl("list", "--target", "offsite", env=fast)
         self.assertClearError(rc, err, names=["offsite"], words=["cannot reach"])
 
     def test_wrong_bucket_and_wrong_credentials(self):
@@ -735,7 +738,9 @@ class Locks(S3TestCase):
         self.assertEqual(self.lock_objects(), [other])
         self.s3_delete(other)
         self.put_lock("repository", "prunehost", 888, 600, mode="exclusive")
-        rc, out, err = self.env.ctl("backup", "shop")
+        # The backup waits a minute for the prune before it gives up: a clock that
+        # runs thirty times faster makes that minute two seconds.
+        rc, out, err = self.env.ctl("backup", "shop", env=T.fast_clock_env(30))
         self.assertClearError(rc, err, names=["offsite", "prunehost", "888"], words=["pruned", "locked"])
 
     def test_simultaneous_backups_of_one_database_never_overlap(self):
