@@ -1,19 +1,11 @@
 #!/usr/bin/env bash
-# Installs what is needed, builds sqlbak twice (release; AddressSanitizer +
-# UndefinedBehaviorSanitizer with the fuzz targets) and runs the whole test suite
-# through CTest, two tests at a time. The README's second command; CI runs it on a
-# clean clone. With --tsan it also builds with ThreadSanitizer and runs the
-# daemon's concurrency tests against it (docs/TESTING.md): a third build that CI's
-# time budget leaves out.
+# Installs what is needed, builds sqlbak three times (release; AddressSanitizer +
+# UndefinedBehaviorSanitizer with the fuzz targets; ThreadSanitizer) and runs the
+# whole test suite through CTest, two tests at a time (docs/TESTING.md). The
+# README's second command; CI runs it on a clean clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-tsan=0
-case "${1:-}" in
-  --tsan) tsan=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--tsan]" >&2; exit 2 ;;
-esac
 
 scripts/install-deps.sh
 
@@ -40,15 +32,14 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE 'slow|oracle' || failed=1
 
-[ "$tsan" = 1 ] || exit "$failed"
-
 # ThreadSanitizer: the unit tests (the backup pipeline's threads) and the daemon's
 # concurrency tests, against a TSan sqlbakd. TSan slows everything several times:
-# the tests' waits for the daemon are lengthened, nothing else changes.
+# the tests' waits for the daemon are lengthened, nothing else changes. Only the
+# three programs these tests run are built.
 CC=clang CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSQLBAK_TSAN=ON
-cmake --build build-tsan -j"$jobs"
+cmake --build build-tsan -j"$jobs" --target sqlbakd sqlbakctl unit_tests
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 SQLBAK_TEST_DAEMON_WAIT=300 \
-  ctest --test-dir build-tsan --output-on-failure \
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" \
   -R '^(unit|integration\.(daemon|daemon_jobs|daemon_access|daemon_maintenance|daemon_alerts|concurrent))$' \
   || failed=1
 exit "$failed"
