@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -388,6 +389,8 @@ void Daemon::finish_job(const std::shared_ptr<RunningJob>& job, const Status& st
     asio::post(pool_, [this, job, status, outcomes = std::move(outcomes),
                        done = std::shared_ptr<BackupJob>(std::move(job->job))]() mutable {
       done.reset();
+      // Give back what the job's buffers left free in the heap (see main.cc).
+      (void)::malloc_trim(0);
       asio::post(io_, [this, job, status, outcomes = std::move(outcomes)]() mutable {
         finish_job(job, status, std::move(outcomes));
       });

@@ -1,9 +1,11 @@
 #include "lib/backup.h"
 
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <ctime>
 
@@ -28,6 +30,25 @@ namespace {
 constexpr size_t kBlockBytes = 1024 * 1024;
 constexpr size_t kPackBytes = 16 * 1024 * 1024;
 
+// In WAL mode the compressors, assembler and storer run this much nicer than
+// the rest of the process (Linux keeps a niceness per thread): on a busy host
+// the backup takes longer instead of delaying the application's commits, and
+// on an idle one nothing changes. Niceness only weighs against threads of the
+// same session or CPU cgroup: it helps sqlbakctl run beside the application,
+// while sqlbakd's unit sets CPUWeight= instead (and its syscall filter refuses
+// setpriority, which is then a no-op). Not in
+// rollback-journal mode, where the step thread holds a lock the application's
+// writers wait for and may itself wait for these threads (a full queue).
+constexpr int kBackgroundNice = 10;
+
+void run_below_applications() {
+  const auto tid = static_cast<id_t>(::gettid());
+  errno = 0;
+  const int current = ::getpriority(PRIO_PROCESS, tid);
+  if (current == -1 && errno != 0) return;
+  // Best effort: a refusal (a seccomp filter) leaves the thread as it was.
+  (void)::setpriority(PRIO_PROCESS, tid, std::min(19, current + kBackgroundNice));
+}
 
 // A queue with a bound, so a fast producer waits for a slow consumer
 // instead of filling memory.
@@ -83,6 +104,13 @@ struct Block {
   std::string stored;  // filled by a compressor
 };
 
+// A pack assembled and waiting for the store.
+struct FinishedPack {
+  uint32_t pack = 0;
+  std::string bytes;
+  std::string index;
+};
+
 // Pages this backup has already queued, so that a page that occurs again
 // (SQLite zeroes freed pages; applications repeat content) is stored once.
 // A fixed number of slots, each holding the last page whose hash maps to it:
@@ -134,9 +162,11 @@ class TargetWriter {
         // Room for a whole step beyond the backlog mark, so that step() does
         // not block on it (64 blocks of 1 MiB at most).
         blocks_(blocks_capacity_ + 64),
-        compressed_(static_cast<size_t>(2 * std::max(1, compressors))) {
+        compressed_(static_cast<size_t>(2 * std::max(1, compressors))),
+        finished_(1) {
     for (int i = 0; i < std::max(1, compressors); ++i)
       compressors_.emplace_back([this] { compress_loop(); });
+    assembler_ = std::thread([this] { assemble_loop(); });
     storer_ = std::thread([this] { store_loop(); });
   }
 
@@ -152,10 +182,15 @@ class TargetWriter {
   // rather than block its thread on a full queue.
   bool backlogged() const { return blocks_.size() >= blocks_capacity_; }
   bool idle() const {
-    return !failed_.load() ? blocks_.size() == 0 && compressed_.size() == 0 && working_.load() == 0 : true;
+    return !failed_.load() ? blocks_.size() == 0 && compressed_.size() == 0 && finished_.size() == 0 &&
+                                 working_.load() == 0
+                           : true;
   }
 
   void cancel() { fail(Status::Cancelled("backup cancelled")); }
+
+  // Called before the first page when the database is in WAL mode.
+  void run_in_background() { background_.store(true); }
 
   // Called on the step thread for every page the snapshot writes.
   void add_page(uint32_t page, const uint8_t* data, uint32_t size, const Digest& hash) {
@@ -251,12 +286,22 @@ class TargetWriter {
     failed_.store(true);
     blocks_.close();
     compressed_.close();
+    finished_.close();
+  }
+
+  // Each pipeline thread, at each item: lowers its own priority once, if asked.
+  void maybe_yield(bool* done) {
+    if (*done || !background_.load()) return;
+    run_below_applications();
+    *done = true;
   }
 
   void compress_loop() {
+    bool yielded = false;
     Block block;
     while (blocks_.pop(&block)) {
       WorkingGuard guard(working_);
+      maybe_yield(&yielded);
       if (!block.hashes.empty()) {
         Status st = compress_block(codec_, level_, block.raw, &block.stored);
         if (!st.ok()) return fail(st);
@@ -267,14 +312,18 @@ class TargetWriter {
   }
 
   // Assembles compressed blocks into packs in their original order (the
-  // compressors finish out of order) and stores each finished pack.
-  void store_loop() {
+  // compressors finish out of order) and hands each finished pack to the
+  // storer, so that the next pack is compressed while one is written or
+  // uploaded (an S3 PUT of a pack takes as long as compressing it).
+  void assemble_loop() {
+    bool yielded = false;
     std::map<uint64_t, Block> waiting;
     uint64_t next = 0;
     PackBuilder builder;
     Block block;
     while (compressed_.pop(&block)) {
       WorkingGuard guard(working_);
+      maybe_yield(&yielded);
       waiting.emplace(block.seq, std::move(block));
       for (auto it = waiting.begin(); it != waiting.end() && it->first == next; it = waiting.erase(it), ++next) {
         Block& b = it->second;
@@ -282,12 +331,25 @@ class TargetWriter {
         for (uint32_t len : b.lengths) raw_size += len;
         if (!b.hashes.empty()) builder.add_block(codec_, raw_size, b.stored, b.hashes, b.lengths);
         if (!b.last_in_pack) continue;
-        std::string index;
-        std::string bytes = builder.finish(&index);
+        FinishedPack done;
+        done.pack = b.pack;
+        done.bytes = builder.finish(&done.index);
         builder = PackBuilder();
-        Status st = store_pack(b.pack, bytes, index);
-        if (!st.ok()) return fail(st);
+        if (!finished_.push(std::move(done))) return;
       }
+    }
+  }
+
+  void store_loop() {
+    bool yielded = false;
+    FinishedPack done;
+    while (finished_.pop(&done)) {
+      WorkingGuard guard(working_);
+      maybe_yield(&yielded);
+      if (failed_.load()) return;  // a pack of a failed backup is not worth a PUT
+      Status st = store_pack(done.pack, done.bytes, done.index);
+      if (!st.ok()) return fail(st);
+      done = FinishedPack{};
     }
   }
 
@@ -307,6 +369,8 @@ class TargetWriter {
     for (std::thread& t : compressors_)
       if (t.joinable()) t.join();
     compressed_.close();
+    if (assembler_.joinable()) assembler_.join();
+    finished_.close();
     if (storer_.joinable()) storer_.join();
   }
 
@@ -328,10 +392,15 @@ class TargetWriter {
   const size_t blocks_capacity_;
   BoundedQueue<Block> blocks_;
   BoundedQueue<Block> compressed_;
+  // One pack waits while one is being stored: at most two packs (32 MiB) more
+  // than the compressors hold.
+  BoundedQueue<FinishedPack> finished_;
   std::vector<std::thread> compressors_;
+  std::thread assembler_;
   std::thread storer_;
   std::atomic<bool> failed_{false};
-  std::atomic<int> working_{0};  // compressors and storer busy with an item
+  std::atomic<bool> background_{false};
+  std::atomic<int> working_{0};  // compressors, assembler and storer busy with an item
 
   // Counts a thread as busy with an item for as long as it lives.
   struct WorkingGuard {
@@ -413,6 +482,8 @@ Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
   if (!reader.ok()) return reader.status().WithContext("database '" + db.name + "'");
   job->reader_ = std::move(reader).value();
   job->sink_->set_page_size(job->reader_->info().page_size);
+  if (job->reader_->info().wal)
+    for (auto& w : job->writers_) w->run_in_background();
   return job;
 }
 

@@ -81,6 +81,11 @@ class ObjectStore {
   // What this store has done so far; see TransferCounters.
   virtual TransferCounters counters() const { return {}; }
 
+  // How many objects a reader (restore, verify) should fetch at once. Local
+  // reads are bound by the two cores that decompress; a remote store's by the
+  // round trips, which more requests in flight hide.
+  virtual int parallel_reads() const { return 2; }
+
   // Takes the exclusive lock NAME without waiting. kLocked naming the holder
   // (host, pid, since) when another process has it.
   virtual Result<std::unique_ptr<StoreLock>> lock(const std::string& name) = 0;

@@ -197,11 +197,12 @@ Status rebuild_image(const Repository& repo, const Manifest& m, int fd, int thre
 // that, not damage: rebuild once more from the manifest as it is now. Every
 // page is still checked against its hash, so this can never mix two states.
 static Status rebuild_following_repack(const Repository& repo, const Manifest& m, int fd, const std::string& what) {
-  Status st = rebuild_image(repo, m, fd, 2);
+  const int readers = repo.store().parallel_reads();
+  Status st = rebuild_image(repo, m, fd, readers);
   if (st.code() != ErrorCode::kNotFound) return st.WithContext(what);
   auto now = repo.read_manifest(ManifestRef{m.database, m.id, manifest_key(m.database, m.id)});
   if (!now.ok() || encode_manifest(*now) == encode_manifest(m)) return st.WithContext(what);
-  return rebuild_image(repo, *now, fd, 2).WithContext(what + " (re-read after a repack)");
+  return rebuild_image(repo, *now, fd, readers).WithContext(what + " (re-read after a repack)");
 }
 
 // Temporary images are named PREFIX<pid>-<random><suffix>. Removes those in

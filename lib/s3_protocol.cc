@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lib/s3_xml.h"
+#include "lib/sha256.h"
 #include "lib/timefmt.h"
 
 namespace sqlbak {
@@ -63,6 +64,17 @@ struct Md5 {
     if (EVP_Digest(data.data(), data.size(), digest, &size, EVP_md5(), nullptr) != 1) std::abort();
   }
 };
+
+std::string lower_hex(const unsigned char* bytes, unsigned int size) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * size);
+  for (unsigned int i = 0; i < size; ++i) {
+    out.push_back(kHex[bytes[i] >> 4]);
+    out.push_back(kHex[bytes[i] & 15]);
+  }
+  return out;
+}
 
 }  // namespace
 
@@ -224,14 +236,17 @@ std::string content_md5(std::string_view data) {
 }
 
 std::string md5_hex(std::string_view data) {
-  static const char* kHex = "0123456789abcdef";
   Md5 m(data);
-  std::string out;
-  for (unsigned int i = 0; i < m.size; ++i) {
-    out.push_back(kHex[m.digest[i] >> 4]);
-    out.push_back(kHex[m.digest[i] & 15]);
-  }
-  return out;
+  return lower_hex(m.digest, m.size);
+}
+
+BodyDigests body_digests(std::string_view body) {
+  BodyDigests d;
+  d.sha256_hex = to_hex(sha256(body));
+  Md5 m(body);
+  d.md5_base64 = base64(m.digest, m.size);
+  d.md5_hex = lower_hex(m.digest, m.size);
+  return d;
 }
 
 std::string normalize_etag(std::string_view etag) {

@@ -104,6 +104,14 @@ std::string content_md5(std::string_view data);
 // Lower-case hex of the MD5 of DATA: the ETag S3 gives a single-part object
 // (without SSE-KMS) and each part of a multipart upload.
 std::string md5_hex(std::string_view data);
+// The digests of an upload's body: its headers and its ETag check need them
+// all, computed once per body rather than once per header or attempt.
+struct BodyDigests {
+  std::string sha256_hex;  // x-amz-content-sha256
+  std::string md5_base64;  // Content-MD5
+  std::string md5_hex;     // what a plain ETag must equal
+};
+BodyDigests body_digests(std::string_view body);
 // ETAG without its quotes, lower-cased.
 std::string normalize_etag(std::string_view etag);
 

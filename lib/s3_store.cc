@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
@@ -38,6 +39,9 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;
   std::string_view body;  // PUT and POST
+  // The body's digests when the caller has them (uploads of packs): else they
+  // are computed for the request.
+  const BodyDigests* digests = nullptr;
 };
 
 struct HttpResponse {
@@ -129,6 +133,7 @@ size_t write_body(char* ptr, size_t size, size_t nmemb, void* userdata) {
 
 struct HeaderSink {
   HttpResponse* response;
+  bool body_expected;  // a GET: its Content-Length is the size of what follows
 };
 
 size_t read_header(char* buffer, size_t size, size_t nitems, void* userdata) {
@@ -148,6 +153,16 @@ size_t read_header(char* buffer, size_t size, size_t nitems, void* userdata) {
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   if (name == "etag") sink->response->etag = normalize_etag(value);
   if (name == "content-range") sink->response->content_range = std::string(value);
+  if (name == "content-length" && sink->body_expected) {
+    // A pack arrives in one piece: room for it up front, rather than doubling
+    // the buffer (and briefly holding twice the pack) as it comes. Bounded, as
+    // the header is the server's word.
+    constexpr uint64_t kMaxReserve = 64ull << 20;
+    uint64_t length = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+    if (ec == std::errc() && end == value.data() + value.size())
+      sink->response->body.reserve(static_cast<size_t>(std::min(length, kMaxReserve)));
+  }
   return size * nitems;
 }
 
@@ -235,7 +250,7 @@ class S3ObjectStore::Client {
   HttpResponse perform(const HttpRequest& req) {
     CURL* h = acquire();
     HttpResponse resp;
-    HeaderSink header_sink{&resp};
+    HeaderSink header_sink{&resp, std::string_view(req.method) == "GET"};
     UploadSource upload{req.body, 0};
     char errbuf[CURL_ERROR_SIZE] = {0};
 
@@ -260,8 +275,10 @@ class S3ObjectStore::Client {
     const std::string method = req.method;
     const bool has_body = method == "PUT" || method == "POST";
     if (has_body) {
-      headers.push_back("x-amz-content-sha256: " + to_hex(sha256(req.body)));
-      headers.push_back("Content-MD5: " + content_md5(req.body));
+      const BodyDigests computed = req.digests != nullptr ? BodyDigests{} : body_digests(req.body);
+      const BodyDigests& d = req.digests != nullptr ? *req.digests : computed;
+      headers.push_back("x-amz-content-sha256: " + d.sha256_hex);
+      headers.push_back("Content-MD5: " + d.md5_base64);
       // libcurl sends "Expect: 100-continue" before bodies over 1 MiB; an empty
       // "Expect:" would turn that off, but libcurl 7.88 signs the header it does
       // not send, which AWS refuses. One round trip per large body is cheap.
@@ -511,7 +528,8 @@ Status S3ObjectStore::put(const std::string& key, std::string_view data) {
 }
 
 Status S3ObjectStore::put_single(const std::string& key, std::string_view data) {
-  const std::string md5 = md5_hex(data);
+  const BodyDigests digests = body_digests(data);
+  const std::string& md5 = digests.md5_hex;
   return client_->execute(
       "PUT", key,
       [&](HttpRequest& r) {
@@ -519,6 +537,7 @@ Status S3ObjectStore::put_single(const std::string& key, std::string_view data) 
         r.op = Op::kPut;
         r.url = client_->url(key);
         r.body = data;
+        r.digests = &digests;
         r.headers.push_back("Content-Type: application/octet-stream");
         client_->add_object_headers(&r.headers);
       },
@@ -562,7 +581,8 @@ Status S3ObjectStore::put_multipart(const std::string& key, std::string_view dat
       size_t i = next++;
       if (i >= parts.size() || failed.load()) return;
       std::string_view body = data.substr(parts[i].offset, parts[i].size);
-      const std::string md5 = md5_hex(body);
+      const BodyDigests digests = body_digests(body);
+      const std::string& md5 = digests.md5_hex;
       const std::string part_no = std::to_string(i + 1);
       Status pst = c.execute(
           "PUT", key + " (part " + part_no + " of " + std::to_string(parts.size()) + ")",
@@ -571,6 +591,7 @@ Status S3ObjectStore::put_multipart(const std::string& key, std::string_view dat
             r.op = Op::kPut;
             r.url = c.url(key, {{"partNumber", part_no}, {"uploadId", upload_id}});
             r.body = body;
+            r.digests = &digests;
           },
           [&](HttpResponse& resp) {
             if (resp.etag.size() == 32 && resp.etag != md5)

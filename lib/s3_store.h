@@ -92,6 +92,7 @@ class S3ObjectStore : public ObjectStore {
   Result<std::unique_ptr<StoreLock>> lock(const std::string& name) override;
   Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& name) override;
   TransferCounters counters() const override;
+  int parallel_reads() const override { return 4; }
 
   // Warnings gathered so far (and cleared).
   std::vector<std::string> take_warnings();

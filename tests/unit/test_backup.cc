@@ -1,8 +1,13 @@
 #include <catch2/catch.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "lib/backup.h"
 #include "lib/local_store.h"
@@ -17,15 +22,14 @@ namespace {
 // Delegates to a real store and fails the Nth put with ENOSPC (or PUT_ERRNO, e.g.
 // EIO); with FAIL_GET_PREFIX, every get and get_range of a key that starts with
 // it fails with EIO, as a disk with a bad sector would.
-class FullDiskStore : public ObjectStore {
+class FullDiskStore : public ForwardingStore {
  public:
   FullDiskStore(std::unique_ptr<ObjectStore> inner, int fail_at_put, int put_errno = ENOSPC,
                 std::string fail_get_prefix = "")
-      : inner_(std::move(inner)),
+      : ForwardingStore(std::move(inner)),
         fail_at_(fail_at_put),
         put_errno_(put_errno),
         fail_get_prefix_(std::move(fail_get_prefix)) {}
-  std::string describe() const override { return inner_->describe(); }
   Status put(const std::string& key, std::string_view data) override {
     if (fail_at_ > 0 && ++puts_ >= fail_at_)
       return Status::FromErrno(put_errno_, describe() + ": cannot write " + key);
@@ -39,23 +43,38 @@ class FullDiskStore : public ObjectStore {
     if (read_fails(k)) return Status::FromErrno(EIO, describe() + ": cannot read object " + k);
     return inner_->get_range(k, o, l, d);
   }
-  Result<bool> exists(const std::string& k) const override { return inner_->exists(k); }
-  Result<std::vector<ObjectInfo>> list(const std::string& p) const override { return inner_->list(p); }
-  Status remove(const std::string& k) override { return inner_->remove(k); }
-  Result<std::unique_ptr<StoreLock>> lock(const std::string& n) override { return inner_->lock(n); }
-  Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& n) override {
-    return inner_->lock_shared(n);
-  }
 
  private:
   bool read_fails(const std::string& key) const {
     return !fail_get_prefix_.empty() && key.compare(0, fail_get_prefix_.size(), fail_get_prefix_) == 0;
   }
-  std::unique_ptr<ObjectStore> inner_;
   std::atomic<int> puts_{0};
   int fail_at_;
   int put_errno_;
   std::string fail_get_prefix_;
+};
+
+// Records the niceness of the thread that stores each pack.
+class PriorityProbeStore : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  Status put(const std::string& key, std::string_view data) override {
+    if (key.rfind("packs/", 0) == 0) {
+      errno = 0;
+      const int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+      std::lock_guard<std::mutex> lock(mu_);
+      pack_nice_.push_back(errno == 0 ? nice : -100);
+    }
+    return inner_->put(key, data);
+  }
+  std::vector<int> pack_nice() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pack_nice_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<int> pack_nice_;
 };
 
 struct Fixture {
@@ -354,5 +373,35 @@ TEST_CASE("one backup is written to each target of the database", "[backup]") {
   for (auto [repo, out] : {std::pair{first.get(), &outcomes[0]}, std::pair{second->get(), &outcomes[1]}}) {
     REQUIRE(restore_backup(*repo, out->manifest, f.dir / ("copy-" + out->target + ".db"), false).ok());
     CHECK(query(f.dir / ("copy-" + out->target + ".db"), "SELECT count(*) FROM t WHERE v = 'both'") == "1");
+  }
+}
+
+TEST_CASE("in WAL mode the threads that compress and store run below the application; "
+          "in rollback-journal mode they do not", "[backup]") {
+  errno = 0;
+  const int base = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  REQUIRE(errno == 0);
+  if (base >= 19) {
+    WARN("the tests already run at niceness 19: nothing to lower");
+    return;
+  }
+  for (const char* mode : {"wal", "delete"}) {
+    Fixture f;
+    make_db(f.db, 20000, mode);  // several packs
+    auto store = LocalObjectStore::open("local", f.repo_dir, true);
+    REQUIRE(store.ok());
+    auto probe = std::make_unique<PriorityProbeStore>(std::move(store).value());
+    PriorityProbeStore* seen = probe.get();
+    auto repo = Repository::open(std::move(probe), "local", true);
+    REQUIRE(repo.ok());
+    TargetOutcome out = f.backup(repo->get(), VerifyMode::kQuick);
+    REQUIRE(out.status.ok());
+    const std::vector<int> nice = seen->pack_nice();
+    REQUIRE(!nice.empty());
+    const int expected = std::string(mode) == "wal" ? std::min(19, base + 10) : base;
+    INFO("journal mode " << mode << ", test thread at " << base);
+    for (int n : nice) CHECK(n == expected);
+    // The test's own thread is left as it was.
+    CHECK(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())) == base);
   }
 }

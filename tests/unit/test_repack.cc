@@ -20,33 +20,21 @@ namespace {
 // Delegates to a real store until the Nth change (put or remove); that change
 // and every later one fail without touching the store, as if the process had
 // been killed with SIGKILL just before it. 0: never.
-class DyingStore : public ObjectStore {
+class DyingStore : public ForwardingStore {
  public:
-  DyingStore(std::unique_ptr<ObjectStore> inner, int die_at) : inner_(std::move(inner)), die_at_(die_at) {}
-  std::string describe() const override { return inner_->describe(); }
+  DyingStore(std::unique_ptr<ObjectStore> inner, int die_at) : ForwardingStore(std::move(inner)), die_at_(die_at) {}
   Status put(const std::string& key, std::string_view data) override {
     if (dead()) return Status::IOError("killed before putting " + key);
     return inner_->put(key, data);
   }
-  Status get(const std::string& k, std::string* d) const override { return inner_->get(k, d); }
-  Status get_range(const std::string& k, uint64_t o, uint64_t l, std::string* d) const override {
-    return inner_->get_range(k, o, l, d);
-  }
-  Result<bool> exists(const std::string& k) const override { return inner_->exists(k); }
-  Result<std::vector<ObjectInfo>> list(const std::string& p) const override { return inner_->list(p); }
   Status remove(const std::string& k) override {
     if (dead()) return Status::IOError("killed before removing " + k);
     return inner_->remove(k);
-  }
-  Result<std::unique_ptr<StoreLock>> lock(const std::string& n) override { return inner_->lock(n); }
-  Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& n) override {
-    return inner_->lock_shared(n);
   }
   int changes() const { return changes_.load(); }
 
  private:
   bool dead() { return ++changes_ >= die_at_ && die_at_ > 0; }
-  std::unique_ptr<ObjectStore> inner_;
   int die_at_;
   std::atomic<int> changes_{0};
 };

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "lib/s3_protocol.h"
+#include "lib/sha256.h"
 #include "lib/s3_xml.h"
 
 #include <vector>
@@ -148,6 +149,17 @@ TEST_CASE("digests for Content-MD5 and ETags", "[s3]") {
   CHECK(content_md5("The quick brown fox jumps over the lazy dog") == "nhB9nTcrtoJr2B01QqQZ1g==");
   CHECK(normalize_etag("\"9E107D9D372BB6826BD81D3542A419D6\"") == "9e107d9d372bb6826bd81d3542a419d6");
   CHECK(normalize_etag("W-x") == "w-x");
+}
+
+TEST_CASE("an upload's digests, computed once, equal the ones computed apart", "[s3]") {
+  for (std::string body : {std::string(), std::string("The quick brown fox jumps over the lazy dog"),
+                           std::string(3 << 20, '\x5a')}) {
+    const BodyDigests d = body_digests(body);
+    CHECK(d.md5_hex == md5_hex(body));
+    CHECK(d.md5_base64 == content_md5(body));
+    CHECK(d.sha256_hex == to_hex(sha256(body)));
+  }
+  CHECK(body_digests("").sha256_hex == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST_CASE("parts are even, about part_size, and never below S3's minimum", "[s3]") {

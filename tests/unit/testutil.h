@@ -8,10 +8,36 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
+#include "lib/object_store.h"
+
 namespace sqlbak::test {
+
+// A store that passes every call to INNER: tests derive from it and override
+// the calls they make fail, count or watch.
+class ForwardingStore : public ObjectStore {
+ public:
+  explicit ForwardingStore(std::unique_ptr<ObjectStore> inner) : inner_(std::move(inner)) {}
+  std::string describe() const override { return inner_->describe(); }
+  Status put(const std::string& key, std::string_view data) override { return inner_->put(key, data); }
+  Status get(const std::string& k, std::string* d) const override { return inner_->get(k, d); }
+  Status get_range(const std::string& k, uint64_t o, uint64_t l, std::string* d) const override {
+    return inner_->get_range(k, o, l, d);
+  }
+  Result<bool> exists(const std::string& k) const override { return inner_->exists(k); }
+  Result<std::vector<ObjectInfo>> list(const std::string& p) const override { return inner_->list(p); }
+  Status remove(const std::string& k) override { return inner_->remove(k); }
+  Result<std::unique_ptr<StoreLock>> lock(const std::string& n) override { return inner_->lock(n); }
+  Result<std::unique_ptr<StoreLock>> lock_shared(const std::string& n) override {
+    return inner_->lock_shared(n);
+  }
+
+ protected:
+  std::unique_ptr<ObjectStore> inner_;
+};
 
 class TempDir {
  public:
