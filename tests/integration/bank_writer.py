@@ -20,6 +20,27 @@ import sys
 import time
 
 
+def is_busy(error):
+    msg = str(error).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def query_when_free(con, sql, attempts=20):
+    """One autocommit query, retried while another connection holds the lock.
+
+    In rollback-journal mode a reader waits behind a writer's PENDING lock, and that
+    writer behind a backup step's SHARED lock, so even the opening query can outlast
+    the busy timeout under load.
+    """
+    for attempt in range(attempts):
+        try:
+            return con.execute(sql).fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if not is_busy(e) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def main():
     db, stop, ready, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     chaos = "--chaos" in sys.argv
@@ -27,8 +48,8 @@ def main():
     rng = random.Random(seed)
     con = sqlite3.connect(db, timeout=5.0, isolation_level=None)
     con.execute("PRAGMA busy_timeout=5000")
-    n = con.execute("SELECT count(*) FROM accounts").fetchone()[0]
-    wal = con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    n = query_when_free(con, "SELECT count(*) FROM accounts")
+    wal = query_when_free(con, "PRAGMA journal_mode") == "wal"
     commits = busy = chaos_ops = 0
     latencies = []
     parent = os.getppid()
@@ -50,8 +71,7 @@ def main():
             if lat_path:
                 latencies.append(time.perf_counter() - t0)
         except sqlite3.OperationalError as e:
-            msg = str(e).lower()
-            if "locked" not in msg and "busy" not in msg:
+            if not is_busy(e):
                 raise
             busy += 1
             try:
@@ -81,8 +101,7 @@ def main():
                     con.execute("COMMIT")
                 chaos_ops += 1
             except sqlite3.OperationalError as e:
-                msg = str(e).lower()
-                if "locked" not in msg and "busy" not in msg:
+                if not is_busy(e):
                     raise
                 if con.in_transaction:
                     con.execute("ROLLBACK")
