@@ -12,9 +12,11 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <map>
 #include <unordered_map>
+#include <utility>
 
 #include "lib/compression.h"
 #include "lib/pack.h"
@@ -192,7 +194,7 @@ class TargetWriter {
   // Called before the first page when the database is in WAL mode.
   void run_in_background() { background_.store(true); }
 
-  // Called on the step thread for every page the snapshot writes.
+  // Called on the sink's hashing thread for every page the snapshot writes.
   void add_page(uint32_t page, const uint8_t* data, uint32_t size, const Digest& hash) {
     if (failed_.load()) return;
     if (refs_.size() < page) refs_.resize(page);
@@ -415,38 +417,146 @@ class TargetWriter {
   uint64_t stored_bytes_ = 0;                                // GUARDED_BY(mu_)
 };
 
-// Hashes each page once and hands it to every target still working.
+// Hashes each page once and hands it to every target still working, on a
+// thread of its own: the step thread copies pages into batches and goes on
+// reading while the previous batch is hashed and looked up. Batches are applied
+// in the order they were written, so a page rewritten by a restarted step
+// keeps its last version, and a truncation lands after the pages before it.
 class FanOutSink : public PageSink {
  public:
-  explicit FanOutSink(std::vector<TargetWriter*> writers) : writers_(std::move(writers)) {}
+  explicit FanOutSink(std::vector<TargetWriter*> writers)
+      : writers_(std::move(writers)), queue_(kBacklogBatches + kStepRoomBatches) {
+    hasher_ = std::thread([this] { hash_loop(); });
+  }
+  ~FanOutSink() override { stop(); }
+
   void set_page_size(uint32_t ps) { page_size_ = ps; }
+  // Called before the first page when the database is in WAL mode.
+  void run_in_background() { background_.store(true); }
 
   Status write_pages(uint32_t first_page, const uint8_t* data, uint32_t count) override {
+    if (Status st = all_failed(); !st.ok()) return st;
     for (uint32_t i = 0; i < count; ++i) {
-      const uint8_t* page = data + static_cast<size_t>(i) * page_size_;
-      const Digest hash = sha256(page, page_size_);
-      bool any_alive = false;
-      for (TargetWriter* w : writers_) {
-        if (!w->status().ok()) continue;
-        any_alive = true;
-        w->add_page(first_page + i, page, page_size_, hash);
-      }
-      if (!any_alive) return writers_.front()->status();
+      batch_.numbers.push_back(first_page + i);
+      batch_.bytes.append(reinterpret_cast<const char*>(data) + static_cast<size_t>(i) * page_size_, page_size_);
+      if (batch_.bytes.size() >= kBatchBytes) submit();
     }
     return Status::Ok();
   }
 
   void truncate(uint32_t page_count) override {
-    for (TargetWriter* w : writers_) w->truncate(page_count);
+    batch_.truncate_to = page_count;
+    submit();
+  }
+
+  // True when the hasher has fallen behind: the next step should wait rather
+  // than block its thread (which may hold the source's lock) on a full queue.
+  bool backlogged() const { return queue_.size() >= kBacklogBatches; }
+
+  // Hands over the pages of a partial batch; does not wait.
+  void flush() {
+    if (!batch_.numbers.empty()) submit();
+  }
+
+  // Waits until every page written so far has reached the targets.
+  void drain() {
+    flush();
+    std::unique_lock<std::mutex> lock(mu_);
+    drained_.wait(lock, [&] { return outstanding_ == 0; });
+  }
+
+  // REQUIRES: the copy is done (its last batch was flushed).
+  bool idle() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return outstanding_ == 0;
+  }
+
+  // Ends the hashing thread; pages still queued are dropped.
+  void stop() {
+    queue_.close();
+    if (hasher_.joinable()) hasher_.join();
   }
 
  private:
+  // 1 MiB of pages per batch. A backlog is two default steps (1024 pages of
+  // 4 KiB) waiting: more than the hasher does while a step waits out its
+  // kRetryLater, so that it never runs dry; and there is room for one more
+  // step beyond the mark.
+  static constexpr size_t kBatchBytes = 1024 * 1024;
+  static constexpr size_t kBacklogBatches = 8;
+  static constexpr size_t kStepRoomBatches = 4;
+
+  struct PageBatch {
+    std::vector<uint32_t> numbers;         // 1-based page numbers, in write order
+    std::string bytes;                     // numbers.size() pages, back to back
+    std::optional<uint32_t> truncate_to;  // applied after the pages
+  };
+
+  Status all_failed() const {
+    for (TargetWriter* w : writers_)
+      if (w->status().ok()) return Status::Ok();
+    return writers_.front()->status();
+  }
+
+  void submit() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++outstanding_;
+    }
+    PageBatch next;
+    next.bytes.reserve(kBatchBytes + page_size_);
+    if (!queue_.push(std::exchange(batch_, std::move(next)))) finished_one();
+  }
+
+  void finished_one() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--outstanding_ == 0) drained_.notify_all();
+  }
+
+  void hash_loop() {
+    bool yielded = false;
+    PageBatch batch;
+    while (queue_.pop(&batch)) {
+      if (!yielded && background_.load()) {
+        run_below_applications();
+        yielded = true;
+      }
+      apply(batch);
+      batch = PageBatch{};
+      finished_one();
+    }
+    // Closed with batches still queued: nobody will apply them.
+    std::lock_guard<std::mutex> lock(mu_);
+    outstanding_ = 0;
+    drained_.notify_all();
+  }
+
+  void apply(const PageBatch& batch) {
+    for (size_t i = 0; i < batch.numbers.size(); ++i) {
+      if (!all_failed().ok()) return;  // cancelled, or every target broke
+      const uint8_t* page = reinterpret_cast<const uint8_t*>(batch.bytes.data()) + i * page_size_;
+      const Digest hash = sha256(page, page_size_);
+      for (TargetWriter* w : writers_)
+        if (w->status().ok()) w->add_page(batch.numbers[i], page, page_size_, hash);
+    }
+    if (batch.truncate_to)
+      for (TargetWriter* w : writers_) w->truncate(*batch.truncate_to);
+  }
+
   std::vector<TargetWriter*> writers_;
   uint32_t page_size_ = 0;
+  std::atomic<bool> background_{false};
+  PageBatch batch_;  // being filled by the step thread
+  BoundedQueue<PageBatch> queue_;
+  std::thread hasher_;
+  mutable std::mutex mu_;
+  std::condition_variable drained_;
+  int outstanding_ = 0;  // GUARDED_BY(mu_): batches submitted and not yet applied
 };
 
 BackupJob::~BackupJob() {
   if (reader_) reader_->close();
+  if (sink_) sink_->stop();  // the hasher calls into the writers
   writers_.clear();  // joins the pipeline threads before the locks go
 }
 
@@ -482,8 +592,10 @@ Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
   if (!reader.ok()) return reader.status().WithContext("database '" + db.name + "'");
   job->reader_ = std::move(reader).value();
   job->sink_->set_page_size(job->reader_->info().page_size);
-  if (job->reader_->info().wal)
+  if (job->reader_->info().wal) {
+    job->sink_->run_in_background();
     for (auto& w : job->writers_) w->run_in_background();
+  }
   return job;
 }
 
@@ -493,10 +605,13 @@ void BackupJob::cancel() {
 }
 
 Result<StepOutcome> BackupJob::step() {
+  if (sink_->backlogged()) return StepOutcome{StepState::kRetryLater, 20};
   for (auto& w : writers_)
     if (w->status().ok() && w->backlogged()) return StepOutcome{StepState::kRetryLater, 20};
   auto outcome = reader_->step();
   if (!outcome.ok()) return outcome.status().WithContext("database '" + request_.database.name + "'");
+  // The last pages go to the hasher now, so it works while the image is checked.
+  if (outcome->state == StepState::kDone) sink_->flush();
   return outcome;
 }
 
@@ -511,6 +626,7 @@ void BackupJob::check_snapshot() {
 }
 
 bool BackupJob::pipelines_idle() const {
+  if (!sink_->idle()) return false;
   for (const auto& w : writers_)
     if (!w->idle()) return false;
   return true;
@@ -525,6 +641,7 @@ std::vector<TargetOutcome> BackupJob::finish() {
   check_snapshot();
   Result<std::string> check = *check_;
   reader_->close();
+  sink_->drain();
 
   for (auto& w : writers_) {
     TargetOutcome out;

@@ -1,7 +1,7 @@
 // BackupJob: one backup of one database to each of its targets.
 //
 // The flow (docs/ARCHITECTURE.md): SnapshotReader steps copy pages into a
-// PageSink that hashes each page once; for each target a TargetWriter looks
+// PageSink whose own thread hashes each page once; for each target a TargetWriter looks
 // the hash up among the pages that target already holds, queues new pages into
 // blocks, and its own threads compress blocks into packs and store packs and
 // index objects. When the copy is complete the image is checked (inside the

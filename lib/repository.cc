@@ -12,10 +12,21 @@ namespace sqlbak {
 
 using nlohmann::json;
 
+void KnownPages::index_pages() {
+  std::sort(pages.begin(), pages.end(), [](const KnownPage& a, const KnownPage& b) { return a.hash < b.hash; });
+  bucket_start_.assign(65536 + 1, 0);
+  for (const KnownPage& p : pages) ++bucket_start_[bucket_of(p.hash) + 1];
+  for (size_t b = 1; b < bucket_start_.size(); ++b) bucket_start_[b] += bucket_start_[b - 1];
+}
+
 const KnownPage* KnownPages::find(const Digest& hash) const {
-  auto it = std::lower_bound(pages.begin(), pages.end(), hash,
-                             [](const KnownPage& p, const Digest& h) { return p.hash < h; });
-  if (it == pages.end() || it->hash != hash) return nullptr;
+  auto first = pages.begin(), last = pages.end();
+  if (!bucket_start_.empty()) {
+    first = pages.begin() + bucket_start_[bucket_of(hash)];
+    last = pages.begin() + bucket_start_[bucket_of(hash) + 1];
+  }
+  auto it = std::lower_bound(first, last, hash, [](const KnownPage& p, const Digest& h) { return p.hash < h; });
+  if (it == last || it->hash != hash) return nullptr;
   return &*it;
 }
 
@@ -155,8 +166,7 @@ Result<KnownPages> Repository::load_known_pages() const {
   }
   // An index whose pack is gone (an interrupted prune) must not be used.
   std::erase_if(known.pages, [&](const KnownPage& p) { return !pack_present[p.pack]; });
-  std::sort(known.pages.begin(), known.pages.end(),
-            [](const KnownPage& a, const KnownPage& b) { return a.hash < b.hash; });
+  known.index_pages();
   return known;
 }
 

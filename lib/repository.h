@@ -34,8 +34,16 @@ struct KnownPage {
 // What a target holds, as read from its index objects.
 struct KnownPages {
   std::vector<ManifestPack> packs;
-  std::vector<KnownPage> pages;  // sorted by hash
+  std::vector<KnownPage> pages;  // sorted by hash (index_pages())
+  // Sorts PAGES and indexes them by the first 16 bits of their hash: a lookup
+  // then searches a handful of entries instead of the whole sorted list, whose
+  // first dozen probes would each miss the CPU cache on a large repository.
+  void index_pages();
   const KnownPage* find(const Digest& hash) const;
+
+ private:
+  static size_t bucket_of(const Digest& h) { return (size_t{h[0]} << 8) | h[1]; }
+  std::vector<uint32_t> bucket_start_;  // 65537 entries once indexed
 };
 
 // Where a manifest lives, known from its key alone (so a damaged manifest can

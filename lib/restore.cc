@@ -66,6 +66,19 @@ Status restore_pack(const Repository& repo, const Manifest& m, const ManifestPac
   });
   std::string block;
   uint64_t block_offset = UINT64_MAX;
+  // Pages that follow each other both in the block and in the database (all
+  // of a full backup's) go out in one pwrite: a 1 GiB restore would otherwise
+  // make 262,144 system calls of 4 KiB.
+  struct Run {
+    const char* data = nullptr;
+    size_t size = 0;
+    off_t offset = 0;
+  } run;
+  auto flush_run = [&]() -> Status {
+    Status st = run.size > 0 ? pwrite_all(fd, run.data, run.size, run.offset) : Status::Ok();
+    run = Run{};
+    return st;
+  };
   for (const PageSlot& s : slots) {
     if (s.entry >= entries->size())
       return Status::Corruption("object " + index_key + " has no entry " + std::to_string(s.entry));
@@ -74,6 +87,7 @@ Status restore_pack(const Repository& repo, const Manifest& m, const ManifestPac
       return Status::Corruption("object " + pack_key + ": entry " + std::to_string(s.entry) +
                                 " is not a page of " + std::to_string(m.page_size) + " bytes");
     if (e.block_offset != block_offset) {
+      SQLBAK_RETURN_IF_ERROR(flush_run());  // RUN points into the block
       Status st = decode_block(pack_bytes, e.block_offset, &block);
       if (!st.ok()) return st.WithContext("object " + pack_key);
       block_offset = e.block_offset;
@@ -84,10 +98,15 @@ Status restore_pack(const Repository& repo, const Manifest& m, const ManifestPac
     if (sha256(page, e.length) != e.hash)
       return Status::Corruption("object " + pack_key + ": page " + std::to_string(s.page) +
                                 " does not match its SHA-256");
-    SQLBAK_RETURN_IF_ERROR(pwrite_all(fd, page, e.length,
-                                      static_cast<off_t>(s.page - 1) * m.page_size));
+    const off_t offset = static_cast<off_t>(s.page - 1) * m.page_size;
+    if (run.size > 0 && page == run.data + run.size && offset == run.offset + static_cast<off_t>(run.size)) {
+      run.size += e.length;
+      continue;
+    }
+    SQLBAK_RETURN_IF_ERROR(flush_run());
+    run = Run{page, e.length, offset};
   }
-  return Status::Ok();
+  return flush_run();
 }
 
 Status fsync_parent(const std::string& path) {
