@@ -1,7 +1,6 @@
 #include "lib/backup.h"
 
 #include <sqlite3.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include "lib/compression.h"
 #include "lib/pack.h"
 #include "lib/restore.h"
+#include "lib/thread_priority.h"
 #include "lib/timefmt.h"
 
 namespace sqlbak {
@@ -31,26 +31,6 @@ namespace {
 // single page); packs are the unit of storage and upload.
 constexpr size_t kBlockBytes = 1024 * 1024;
 constexpr size_t kPackBytes = 16 * 1024 * 1024;
-
-// In WAL mode the compressors, assembler and storer run this much nicer than
-// the rest of the process (Linux keeps a niceness per thread): on a busy host
-// the backup takes longer instead of delaying the application's commits, and
-// on an idle one nothing changes. Niceness only weighs against threads of the
-// same session or CPU cgroup: it helps sqlbakctl run beside the application,
-// while sqlbakd's unit sets CPUWeight= instead (and its syscall filter refuses
-// setpriority, which is then a no-op). Not in
-// rollback-journal mode, where the step thread holds a lock the application's
-// writers wait for and may itself wait for these threads (a full queue).
-constexpr int kBackgroundNice = 10;
-
-void run_below_applications() {
-  const auto tid = static_cast<id_t>(::gettid());
-  errno = 0;
-  const int current = ::getpriority(PRIO_PROCESS, tid);
-  if (current == -1 && errno != 0) return;
-  // Best effort: a refusal (a seccomp filter) leaves the thread as it was.
-  (void)::setpriority(PRIO_PROCESS, tid, std::min(19, current + kBackgroundNice));
-}
 
 // A queue with a bound, so a fast producer waits for a slow consumer
 // instead of filling memory.
@@ -587,8 +567,12 @@ Result<std::unique_ptr<BackupJob>> BackupJob::start(BackupRequest request) {
     raw_writers.push_back(job->writers_.back().get());
   }
   job->sink_ = std::make_unique<FanOutSink>(raw_writers);
+  SnapshotOptions snapshot_options;
+  // In WAL mode the check reads the copy's snapshot while the copy runs.
+  snapshot_options.concurrent_check = db.settings.verify;
+  snapshot_options.check_in_background = true;
   auto reader = SnapshotReader::open(db.path, db.settings.step_pages, db.settings.busy_timeout,
-                                     job->sink_.get());
+                                     job->sink_.get(), snapshot_options);
   if (!reader.ok()) return reader.status().WithContext("database '" + db.name + "'");
   job->reader_ = std::move(reader).value();
   job->sink_->set_page_size(job->reader_->info().page_size);

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "lib/thread_priority.h"
+
 namespace sqlbak {
 
 struct BusyBudget {
@@ -293,9 +295,49 @@ Result<std::string> run_integrity_check(sqlite3* db, VerifyMode mode) {
   return report;
 }
 
+namespace {
+
+// The concurrent check's connection, opened like the copy's (read-write for
+// the -shm when allowed), with PRAGMA data_version read before the copy pins
+// its snapshot. nullptr when anything fails: the check then runs after the copy.
+sqlite3* open_checker(const std::string& path, std::string* data_version) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    db = nullptr;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      sqlite3_close(db);
+      return nullptr;
+    }
+  }
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+  // Short: a checker that cannot start at once is not worth waiting for.
+  sqlite3_busy_timeout(db, 100);
+  auto version = query_text(db, "PRAGMA data_version", "checker");
+  if (!version.ok()) {
+    sqlite3_close(db);
+    return nullptr;
+  }
+  *data_version = *version;
+  return db;
+}
+
+// Pins the checker's snapshot; true when no commit landed since its
+// data_version was read (so it sees what the copy's connection pinned).
+bool pin_checker(sqlite3* db, const std::string& data_version_before) {
+  if (!exec(db, "BEGIN", "checker").ok()) return false;
+  auto read = query_text(db, "SELECT count(*) FROM sqlite_schema", "checker");
+  auto version = query_text(db, "PRAGMA data_version", "checker");
+  if (read.ok() && version.ok() && *version == data_version_before) return true;
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  return false;
+}
+
+}  // namespace
+
 Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& path, int step_pages,
                                                              std::chrono::milliseconds busy_timeout,
-                                                             PageSink* sink) {
+                                                             PageSink* sink, SnapshotOptions options) {
   register_capture_vfs();
   std::unique_ptr<SnapshotReader> r(new SnapshotReader());
   r->path_ = path;
@@ -352,12 +394,32 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
   r->info_.page_size = static_cast<uint32_t>(std::stoul(*page_size));
 
   if (r->info_.wal) {
+    std::string checker_version;
+    sqlite3* checker = options.concurrent_check != VerifyMode::kNone ? open_checker(path, &checker_version)
+                                                                     : nullptr;
     SQLBAK_RETURN_IF_ERROR(exec(r->source_, "BEGIN", "cannot start a read transaction on " + path));
     r->in_read_txn_ = true;
     // The first read starts the transaction and pins the snapshot.
     auto s = query_text(r->source_, "SELECT count(*) FROM sqlite_schema",
                         "cannot read database " + path);
-    if (!s.ok()) return explain(s.status(), sqlite3_extended_errcode(r->source_));
+    if (!s.ok()) {
+      sqlite3_close(checker);
+      return explain(s.status(), sqlite3_extended_errcode(r->source_));
+    }
+    if (checker != nullptr) {
+      if (options.between_pins_for_test) options.between_pins_for_test();
+      if (pin_checker(checker, checker_version)) {
+        r->checker_ = checker;
+        SnapshotReader* reader = r.get();
+        r->check_thread_ = std::thread([reader, mode = options.concurrent_check,
+                                        background = options.check_in_background] {
+          if (background) run_below_applications();
+          reader->concurrent_result_ = run_integrity_check(reader->checker_, mode);
+        });
+      } else {
+        sqlite3_close(checker);
+      }
+    }
   }
 
   // The destination: a connection on the capture VFS.
@@ -383,6 +445,20 @@ Result<std::unique_ptr<SnapshotReader>> SnapshotReader::open(const std::string& 
 SnapshotReader::~SnapshotReader() { close(); }
 
 void SnapshotReader::close() {
+  if (check_thread_.joinable()) {
+    {
+      // Nobody will read the result now; a finished check ignores this.
+      std::lock_guard<std::mutex> lock(source_mutex_);
+      sqlite3_interrupt(checker_);
+    }
+    check_thread_.join();
+  }
+  if (checker_ != nullptr) {
+    sqlite3_exec(checker_, "ROLLBACK", nullptr, nullptr, nullptr);
+    std::lock_guard<std::mutex> lock(source_mutex_);
+    sqlite3_close(checker_);
+    checker_ = nullptr;
+  }
   if (backup_ != nullptr) {
     sqlite3_backup_finish(backup_);
     backup_ = nullptr;
@@ -415,6 +491,7 @@ void SnapshotReader::cancel() {
   cancelled_.store(true);
   std::lock_guard<std::mutex> lock(source_mutex_);
   if (source_ != nullptr) sqlite3_interrupt(source_);
+  if (checker_ != nullptr) sqlite3_interrupt(checker_);
 }
 
 Result<StepOutcome> SnapshotReader::step() {
@@ -468,6 +545,11 @@ Result<std::string> SnapshotReader::check(VerifyMode mode) {
   if (!done_) return Status::Internal("check() before the snapshot is complete");
   if (!info_.wal || !in_read_txn_)
     return Status::Unsupported("no pinned snapshot to check in rollback-journal mode");
+  if (check_thread_.joinable()) check_thread_.join();
+  if (concurrent_result_) {
+    if (cancelled_.load()) return Status::Cancelled("check of " + path_ + " cancelled");
+    return *concurrent_result_;
+  }
   auto result = run_integrity_check(source_, mode);
   if (cancelled_.load()) return Status::Cancelled("check of " + path_ + " cancelled");
   return result;

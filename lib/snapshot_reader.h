@@ -26,6 +26,9 @@
 #include <atomic>
 #include <mutex>
 #include <cstdint>
+#include <functional>
+#include <optional>
+#include <thread>
 #include <memory>
 #include <string>
 
@@ -63,15 +66,36 @@ struct StepOutcome {
   int retry_after_ms = 0;  // for kRetryLater: how long to back off before the next step
 };
 
+struct SnapshotOptions {
+  // In WAL mode, run this check (integrity or quick) while the pages are
+  // copied, on a second connection that reads the very snapshot the copy
+  // pins (see open()). kNone: check() runs it after the copy, if asked.
+  VerifyMode concurrent_check = VerifyMode::kNone;
+  // Run the concurrent check below the application's threads (WAL mode).
+  bool check_in_background = false;
+  // Tests only: runs after the copy's connection pins its snapshot and before
+  // the checker pins its own, to commit something in between.
+  std::function<void()> between_pins_for_test;
+};
+
 class SnapshotReader {
  public:
   static constexpr int kMaxRestarts = 4;
 
   // Opens PATH (the error names it: missing, not SQLite, unreadable) and
   // prepares a backup into SINK. SINK must outlive the reader.
+  //
+  // With OPTIONS.concurrent_check in WAL mode, a second connection is pinned
+  // to the same snapshot and checks it on a thread of its own while step()
+  // copies. SQLite as Debian builds it has no sqlite3_snapshot_open(), so the
+  // pairing is proven instead: the checker reads PRAGMA data_version before
+  // the copy's connection pins its snapshot and again inside its own read
+  // transaction; equal values mean no commit landed in between, so both see
+  // one state. Otherwise the checker is dropped and check() runs after the
+  // copy, on the copy's own connection, as without the option.
   static Result<std::unique_ptr<SnapshotReader>> open(const std::string& path, int step_pages,
                                                       std::chrono::milliseconds busy_timeout,
-                                                      PageSink* sink);
+                                                      PageSink* sink, SnapshotOptions options = {});
   ~SnapshotReader();
   SnapshotReader(const SnapshotReader&) = delete;
   SnapshotReader& operator=(const SnapshotReader&) = delete;
@@ -85,11 +109,15 @@ class SnapshotReader {
   Result<StepOutcome> step();
 
   // Runs PRAGMA integrity_check / quick_check on the copied image when that
-  // is possible without another read (WAL mode, inside the pinned snapshot).
-  // Returns "ok" or the check's first lines; kUnsupported in rollback mode,
-  // where the caller checks a rebuilt image instead.
+  // is possible without another read (WAL mode, inside the pinned snapshot),
+  // or waits for the concurrent check when one runs (MODE is then the one
+  // given to open()). Returns "ok" or the check's first lines; kUnsupported in
+  // rollback mode, where the caller checks a rebuilt image instead.
   // REQUIRES: step() returned kDone.
   Result<std::string> check(VerifyMode mode);
+
+  // True when a concurrent check was paired with the copy's snapshot.
+  bool checks_concurrently() const { return checker_ != nullptr; }
 
   // Ends the read transaction and closes everything; idempotent.
   void close();
@@ -120,7 +148,13 @@ class SnapshotReader {
   int64_t busy_budget_ms_ = 30000;
   std::atomic<bool> cancelled_{false};
   std::unique_ptr<BusyBudget> busy_;  // the source's busy handler state
-  std::mutex source_mutex_;  // cancel() may interrupt source_ while close() runs
+  std::mutex source_mutex_;  // cancel() may interrupt source_ or checker_ while close() runs
+
+  // The concurrent check: its connection, pinned to the copy's snapshot, and
+  // the thread that runs it; the result is read after the join.
+  sqlite3* checker_ = nullptr;
+  std::thread check_thread_;
+  std::optional<Result<std::string>> concurrent_result_;
 };
 
 // Runs `PRAGMA CHECK` (integrity_check or quick_check) on an open connection.
