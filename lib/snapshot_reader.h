@@ -10,8 +10,9 @@
 // Consistency:
 //  - WAL mode: a read transaction is opened on the source before the first
 //    step and held to the end, pinning one snapshot without blocking writers;
-//    no restart can happen, and check() runs integrity_check inside the same
-//    transaction, so it checks exactly the image that was copied.
+//    no restart can happen, and the check reads the same snapshot (a second
+//    connection running beside the copy, or the copy's own afterwards), so it
+//    checks exactly the image that was copied.
 //  - Rollback-journal mode: each step takes a shared lock only while it runs.
 //    Writers between steps make SQLite restart the copy; restarts are counted,
 //    each one doubles the step, and past kMaxRestarts the rest is copied in
