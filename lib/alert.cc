@@ -72,7 +72,7 @@ std::string shell_quote(std::string_view s) {
   return out + "'";
 }
 
-std::string in_quotes(std::string_view s) { return "'" + one_line(s) + "'"; }
+std::string quoted_line(std::string_view s) { return "'" + one_line(s) + "'"; }
 
 std::string base64(std::string_view in) {
   static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -104,8 +104,8 @@ std::string base64(std::string_view in) {
 // "of database 'shop' on target 'local'" (parts left out when empty).
 std::string object_phrase(const AlertEvent& e) {
   std::string s;
-  if (!e.database.empty()) s += " of database " + in_quotes(e.database);
-  if (!e.target.empty()) s += " on target " + in_quotes(e.target);
+  if (!e.database.empty()) s += " of database " + quoted_line(e.database);
+  if (!e.target.empty()) s += " on target " + quoted_line(e.target);
   return s;
 }
 

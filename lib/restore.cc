@@ -121,9 +121,18 @@ Status fsync_parent(const std::string& path) {
   return Status::Ok();
 }
 
+// How the check of a rebuilt image reads it.
+enum class ImageAccess {
+  kRead,  // through SQLite's page cache: memory stays small (sqlbakd's verify jobs)
+  // Memory-mapped: the check runs about a third faster, and the pages it maps
+  // count in the process's RSS (page cache, not new memory). For restores, a
+  // short-lived command whose user waits for it.
+  kMapped,
+};
+
 // Opens an image read-only without creating -wal/-shm next to it, whatever
 // journal mode its header says.
-Result<std::string> check_image(const std::string& path, VerifyMode mode) {
+Result<std::string> check_image(const std::string& path, VerifyMode mode, ImageAccess access) {
   sqlite3* db = nullptr;
   std::string uri = "file:" + path + "?immutable=1";
   int rc = sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr);
@@ -132,6 +141,9 @@ Result<std::string> check_image(const std::string& path, VerifyMode mode) {
     sqlite3_close(db);
     return Status::Corruption("cannot open the rebuilt image: " + msg);
   }
+  // SQLite caps the mapping at its SQLITE_MAX_MMAP_SIZE (2 GiB in Debian's
+  // build) and reads the rest as usual.
+  if (access == ImageAccess::kMapped) sqlite3_exec(db, "PRAGMA mmap_size=1099511627776", nullptr, nullptr, nullptr);
   auto result = run_integrity_check(db, mode);
   sqlite3_close(db);
   return result;
@@ -271,7 +283,7 @@ Status restore_backup(const Repository& repo, const Manifest& m, const std::stri
   Status synced;
   std::thread syncer([&] { synced = tmp.sync_and_close(); });
   Result<std::string> check = std::string("ok");
-  if (m.page_count > 0) check = check_image(tmp.path(), VerifyMode::kQuick);
+  if (m.page_count > 0) check = check_image(tmp.path(), VerifyMode::kQuick, ImageAccess::kMapped);
   syncer.join();
   SQLBAK_RETURN_IF_ERROR(synced);
   if (!check.ok()) return check.status().WithContext(what);
@@ -298,7 +310,8 @@ Result<std::string> verify_backup(const Repository& repo, const Manifest& m,
                              .WithContext("scratch directory"));
   SQLBAK_RETURN_IF_ERROR(rebuild_following_repack(repo, m, tmp.fd(), what));
   if (m.page_count == 0) return std::string("ok");
-  auto check = check_image(tmp.path(), mode == VerifyMode::kNone ? VerifyMode::kIntegrity : mode);
+  auto check = check_image(tmp.path(), mode == VerifyMode::kNone ? VerifyMode::kIntegrity : mode,
+                           ImageAccess::kRead);
   if (!check.ok()) return check.status().WithContext(what);
   if (*check != "ok")
     return Status::Corruption(what + ": " +
