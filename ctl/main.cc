@@ -2,7 +2,6 @@
 // control request, runs it in the daemon (over its socket) or, with
 // --offline, in this process, and prints the result for people or, with
 // --json, as one JSON document.
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +16,7 @@
 #include "lib/config.h"
 #include "lib/file_permissions.h"
 #include "lib/manifest.h"
+#include "lib/process_setup.h"
 
 namespace {
 
@@ -70,8 +70,8 @@ int health_unknown(const sqlbak::Status& st) {
 
 int main(int argc, char** argv) {
   // --offline and restore read the S3 keys and other secrets into this
-  // process: no core dump of it, no ptrace by the same (non-root) user.
-  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  // process, and --offline runs the backup pipeline's threads.
+  sqlbak::prepare_process();
   CLI::App app{"sqlbakctl: drive sqlbakd, or work on backups directly with --offline"};
   app.require_subcommand(1);
   GlobalOptions g;

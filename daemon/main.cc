@@ -3,8 +3,6 @@
 // (systemd Type=notify).
 #include <utility>  // Boost 1.74 asio uses std::exchange without including it
 
-#include <malloc.h>
-#include <sys/prctl.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
@@ -14,20 +12,11 @@
 #include "daemon/log.h"
 #include "lib/calendar.h"
 #include "lib/config.h"
+#include "lib/process_setup.h"
 
 int main(int argc, char** argv) {
-  // The daemon holds S3 keys, the SMTP password and the HTTP token in memory:
-  // no core dump, and no ptrace or /proc/PID/mem by the same (non-root) user.
   // First thing, before any secret is read.
-  (void)::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-  // A daemon that runs for months and passes 1–16 MiB buffers between threads
-  // (blocks, packs): with glibc's default, each buffer freed raises the mmap
-  // threshold (and the trim threshold with it) up to 32 MiB, after which those
-  // buffers come from per-thread arenas that keep what they once held, and RSS
-  // creeps up job after job. A fixed threshold keeps big buffers mmapped and
-  // returned to the system when freed; fewer arenas bound what the rest keeps.
-  (void)::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-  (void)::mallopt(M_ARENA_MAX, 4);
+  sqlbak::prepare_process();
   CLI::App app{"sqlbakd: the sqlbak backup daemon"};
   std::string config_file = "/etc/sqlbak/sqlbak.yaml";
   bool check_only = false;

@@ -141,9 +141,9 @@ class TargetWriter {
         level_(compression.level),
         next_pack_(static_cast<uint32_t>(known_.packs.size())),
         blocks_capacity_(static_cast<size_t>(2 * std::max(1, compressors))),
-        // Room for a whole step beyond the backlog mark, so that step() does
-        // not block on it (64 blocks of 1 MiB at most).
-        blocks_(blocks_capacity_ + 64),
+        // Only the sink's hasher pushes blocks, and it may wait: it holds no
+        // lock of the source. So the queue holds no more than the backlog.
+        blocks_(blocks_capacity_),
         compressed_(static_cast<size_t>(2 * std::max(1, compressors))),
         finished_(1) {
     for (int i = 0; i < std::max(1, compressors); ++i)
@@ -458,13 +458,18 @@ class FanOutSink : public PageSink {
   }
 
  private:
-  // 1 MiB of pages per batch. A backlog is two default steps (1024 pages of
+  // 1 MiB of pages per batch. A backlog is one default step (1024 pages of
   // 4 KiB) waiting: more than the hasher does while a step waits out its
-  // kRetryLater, so that it never runs dry; and there is room for one more
-  // step beyond the mark.
+  // kRetryLater (kBacklogRetryMs), so that it does not run dry; and there is
+  // room for one more step beyond the mark. Every batch queued is memory.
   static constexpr size_t kBatchBytes = 1024 * 1024;
-  static constexpr size_t kBacklogBatches = 8;
+  static constexpr size_t kBacklogBatches = 4;
   static constexpr size_t kStepRoomBatches = 4;
+
+ public:
+  static constexpr int kBacklogRetryMs = 5;
+
+ private:
 
   struct PageBatch {
     std::vector<uint32_t> numbers;         // 1-based page numbers, in write order
@@ -589,7 +594,7 @@ void BackupJob::cancel() {
 }
 
 Result<StepOutcome> BackupJob::step() {
-  if (sink_->backlogged()) return StepOutcome{StepState::kRetryLater, 20};
+  if (sink_->backlogged()) return StepOutcome{StepState::kRetryLater, FanOutSink::kBacklogRetryMs};
   for (auto& w : writers_)
     if (w->status().ok() && w->backlogged()) return StepOutcome{StepState::kRetryLater, 20};
   auto outcome = reader_->step();

@@ -1,5 +1,7 @@
 #include "lib/retention.h"
 
+#include "lib/civil_date.h"
+
 #include <time.h>
 
 #include <algorithm>
@@ -12,23 +14,11 @@ namespace sqlbak {
 
 namespace {
 
-// Days since 1970-01-01 of a proleptic Gregorian date.
-int64_t days_from_civil(int64_t year, int month, int day) {
-  year -= month <= 2 ? 1 : 0;
-  const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const int64_t year_of_era = year - era * 400;
-  const int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
 // ISO weekday, 1 (Monday) .. 7 (Sunday). 1970-01-01 was a Thursday.
 int iso_weekday(int64_t days_since_epoch) {
   const int64_t from_monday = ((days_since_epoch + 3) % 7 + 7) % 7;
   return static_cast<int>(from_monday) + 1;
 }
-
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0); }
 
 enum Rule { kLast, kHourly, kDaily, kWeekly, kMonthly, kYearly, kRuleCount };
 
