@@ -1,5 +1,7 @@
 #include "lib/backup.h"
 
+#include "lib/host_name.h"
+
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -121,12 +123,6 @@ class RecentPages {
   }
   std::vector<Slot> slots_;
 };
-
-std::string hostname() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
-}
 
 }  // namespace
 
@@ -652,7 +648,7 @@ std::vector<TargetOutcome> BackupJob::finish() {
     m.compression_level = db.settings.compression.level;
     m.verify = to_string(verify);
     m.step_pages = static_cast<uint32_t>(db.settings.step_pages);
-    m.host = hostname();
+    m.host = local_host_name();
     if (out.status.ok()) out.status = w->fill_manifest(info.page_count, &m);
     outcomes.push_back(std::move(out));
   }

@@ -1,5 +1,7 @@
 #include "lib/local_store.h"
 
+#include "lib/host_name.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -84,12 +86,6 @@ std::string random_suffix() {
   uint64_t v = rng();
   for (int i = 0; i < 12; ++i, v >>= 4) s.push_back(kHex[v & 15]);
   return s;
-}
-
-std::string hostname() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
 }
 
 class LocalLock : public StoreLock {
@@ -328,7 +324,7 @@ Result<std::unique_ptr<StoreLock>> LocalObjectStore::lock(const std::string& nam
   ::gmtime_r(&now, &utc);  // gmtime's static buffer races between two jobs' locks
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &utc);
   std::string owner =
-      "host " + hostname() + ", pid " + std::to_string(::getpid()) + ", since " + when + "\n";
+      "host " + local_host_name() + ", pid " + std::to_string(::getpid()) + ", since " + when + "\n";
   if (::ftruncate(*fd, 0) == 0) (void)!::pwrite(*fd, owner.data(), owner.size(), 0);
   remove_stale_temporaries();
   return std::unique_ptr<StoreLock>(new LocalLock(*fd, true));

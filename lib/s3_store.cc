@@ -1,5 +1,7 @@
 #include "lib/s3_store.h"
 
+#include "lib/host_name.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <unistd.h>
@@ -83,12 +85,6 @@ TransportError classify_curl(CURLcode rc) {
     case CURLE_SSL_CACERT_BADFILE: return TransportError::kTls;
     default: return TransportError::kOther;
   }
-}
-
-std::string hostname() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
-  return buf;
 }
 
 std::string random_token() {
@@ -1003,7 +999,7 @@ Result<std::unique_ptr<StoreLock>> take_lock(const std::shared_ptr<S3ObjectStore
 
     // 2. Announce: our own object, which nobody else writes.
     LockRecord mine;
-    mine.host = hostname();
+    mine.host = local_host_name();
     mine.pid = ::getpid();
     mine.token = random_token();
     mine.exclusive = exclusive;

@@ -1,0 +1,13 @@
+#include "lib/host_name.h"
+
+#include <unistd.h>
+
+namespace sqlbak {
+
+std::string local_host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+}  // namespace sqlbak
