@@ -4,6 +4,9 @@
 #include <utility>  // Boost 1.74 asio uses std::exchange without including it
 
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <iostream>
@@ -53,12 +56,24 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // SIGHUP, SIGTERM and SIGINT go to the thread that runs the event loop and
+  // nowhere else: every other thread (the logger's, the worker pool, and the
+  // backup pipelines the pool starts) inherits them blocked. A signal taken on
+  // a worker stuck in a long system call could otherwise wait there (under
+  // ThreadSanitizer, which delivers signals at its own safe points, one
+  // SIGTERM was seen to wait forever). One that arrives before the daemon's
+  // handler exists stays pending until it does.
+  sigset_t control_signals;
+  sigemptyset(&control_signals);
+  for (int sig : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&control_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &control_signals, nullptr);
   sqlbak::daemon::log_init();
   for (const std::string& w : r.warnings) sqlbak::daemon::log_warning(w);
   boost::asio::io_context io;
   int exit_status = 0;
   {
     sqlbak::daemon::Daemon daemon(io, config_file, std::move(*r.config));
+    pthread_sigmask(SIG_UNBLOCK, &control_signals, nullptr);
     sqlbak::Status st = daemon.start();
     if (!st.ok()) {
       sqlbak::daemon::log_error("cannot start: " + st.message());
