@@ -11,6 +11,7 @@
 
 #include "lib/backup.h"
 #include "lib/local_store.h"
+#include "lib/pack.h"
 #include "lib/restore.h"
 #include "testutil.h"
 
@@ -294,6 +295,79 @@ TEST_CASE("a damaged object fails verify and restore, naming it", "[backup]") {
   CHECK_FALSE(std::filesystem::exists(f.dir / "restored.db"));
   for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
     CHECK(e.path().filename().string().find("sqlbak-restore") == std::string::npos);
+}
+
+// A pack whose bytes match its name but whose index gives page ENTRY a wrong
+// hash: what a backup that stored a page other than the one it hashed would
+// leave. Stored beside the real pack; returns M pointing at it instead.
+Manifest with_wrong_page_hash(const Repository& repo, Manifest m, size_t entry) {
+  std::string pack;
+  REQUIRE(repo.store().get(Repository::pack_key(m.packs[0].id), &pack).ok());
+  auto entries = read_pack_index(pack);
+  REQUIRE(entries.ok());
+  REQUIRE(entry < entries->size());
+  (*entries)[entry].hash[0] ^= 0x5a;
+  PackBuilder builder;
+  for (size_t i = 0; i < entries->size();) {
+    const uint64_t block = (*entries)[i].block_offset;
+    std::string_view stored;
+    auto header = read_block(pack, block, &stored);
+    REQUIRE(header.ok());
+    std::vector<Digest> hashes;
+    std::vector<uint32_t> lengths;
+    for (; i < entries->size() && (*entries)[i].block_offset == block; ++i) {
+      hashes.push_back((*entries)[i].hash);
+      lengths.push_back((*entries)[i].length);
+    }
+    builder.add_block(header->codec, header->raw_size, stored, hashes, lengths);
+  }
+  std::string index;
+  const std::string rebuilt = builder.finish(&index);
+  ManifestPack& p = m.packs[0];
+  p.id = sha256(rebuilt);
+  p.size = rebuilt.size();
+  p.index_sha256 = sha256(index);
+  p.index_size = index.size();
+  REQUIRE(repo.store().put(Repository::pack_key(p.id), rebuilt).ok());
+  REQUIRE(repo.store().put(Repository::index_key(p.id), index).ok());
+  return m;
+}
+
+TEST_CASE("a page that does not match its hash fails verify and restore, whichever way pages are checked",
+          "[backup]") {
+  Fixture f;
+  make_db(f.db, 3000, "wal");
+  auto repo = f.repo();
+  TargetOutcome out = f.backup(repo.get());
+  REQUIRE(out.status.ok());
+  const Manifest bad = with_wrong_page_hash(*repo, out.manifest, 7);
+  const std::string bad_pack = to_hex(bad.packs[0].id);
+  // Checked on the written image while SQLite checks it, or page by page as written.
+  for (uint64_t pending_page_limit : {kPendingPageLimit, uint64_t{0}}) {
+    INFO("pending_page_limit " << pending_page_limit);
+    auto check = verify_backup(*repo, bad, f.dir.path(), VerifyMode::kIntegrity, pending_page_limit);
+    REQUIRE_FALSE(check.ok());
+    CHECK(check.status().code() == ErrorCode::kCorruption);
+    CHECK(check.status().message().find("does not match its SHA-256") != std::string::npos);
+    CHECK(check.status().message().find(bad_pack) != std::string::npos);
+    CHECK(check.status().message().find(out.manifest.id) != std::string::npos);
+    Status st = restore_backup(*repo, bad, f.dir / "restored.db", false, pending_page_limit);
+    CHECK(st.code() == ErrorCode::kCorruption);
+    CHECK(st.message().find("does not match its SHA-256") != std::string::npos);
+    CHECK(st.message().find(bad_pack) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(f.dir / "restored.db"));
+    for (const auto& e : std::filesystem::directory_iterator(f.dir.path()))
+      CHECK(e.path().filename().string().find("sqlbak-restore") == std::string::npos);
+
+    // The backup as it was stored passes both ways, to the same bytes.
+    auto good = verify_backup(*repo, out.manifest, f.dir.path(), VerifyMode::kIntegrity, pending_page_limit);
+    REQUIRE(good.ok());
+    CHECK(*good == "ok");
+    REQUIRE(restore_backup(*repo, out.manifest, f.dir / "restored.db", false, pending_page_limit).ok());
+    const std::string content = "SELECT group_concat(id || v || hex(b), ',') FROM t";
+    CHECK(query(f.dir / "restored.db", content) == query(f.db, content));
+    std::filesystem::remove(f.dir / "restored.db");
+  }
 }
 
 TEST_CASE("identical pages are stored once, and block order survives parallel compression", "[backup]") {
