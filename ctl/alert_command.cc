@@ -8,6 +8,7 @@
 #include "lib/alert.h"
 #include "lib/alert_delivery.h"
 #include "lib/config.h"
+#include "lib/host_name.h"
 
 namespace sqlbak::ctl {
 

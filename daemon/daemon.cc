@@ -13,6 +13,7 @@
 #include "daemon/log.h"
 #include "daemon/notify.h"
 #include "lib/health.h"
+#include "lib/host_name.h"
 #include "lib/rotation.h"
 #include "lib/schedule.h"
 #include "lib/timefmt.h"

@@ -16,6 +16,8 @@
 #include <thread>
 #include <utility>
 
+#include "lib/host_name.h"
+
 namespace sqlbak {
 namespace {
 
@@ -411,12 +413,6 @@ std::string redact_url(std::string_view url) {
   std::string_view rest = url.substr(authority_end);
   rest = rest.substr(0, rest.find_first_of("?#"));
   return std::string(url.substr(0, authority_start)) + std::string(authority) + std::string(rest);
-}
-
-std::string local_host_name() {
-  char name[256] = {0};
-  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
-  return name;
 }
 
 // ---------------------------------------------------------------------------

@@ -80,9 +80,6 @@ std::vector<AlertChannelResult> send_alert_now(const AlertsConfig& alerts, const
 // "smtp://u:p@mail:25/x?y" -> "smtp://mail:25/x".
 std::string redact_url(std::string_view url);
 
-// This machine's name (gethostname), "localhost" if it has none.
-std::string local_host_name();
-
 // What `status` and `health` show of one channel.
 struct AlertChannelStatus {
   std::string channel;  // "email" | "webhook"

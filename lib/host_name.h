@@ -5,7 +5,8 @@
 
 namespace sqlbak {
 
-// gethostname(), or "unknown-host" when it fails.
+// gethostname(), or "localhost" when it fails or gives nothing (a name SMTP's
+// EHLO accepts too).
 std::string local_host_name();
 
 }  // namespace sqlbak

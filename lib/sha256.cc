@@ -20,11 +20,11 @@ const EVP_MD* fetched_sha256() {
 }
 
 EVP_MD_CTX* thread_context() {
-  struct Holder {
+  struct OwnedContext {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Holder() { EVP_MD_CTX_free(ctx); }
+    ~OwnedContext() { EVP_MD_CTX_free(ctx); }
   };
-  thread_local Holder holder;
+  thread_local OwnedContext holder;
   if (holder.ctx == nullptr) std::abort();
   return holder.ctx;
 }
