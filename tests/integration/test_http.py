@@ -612,8 +612,11 @@ class Browser(HttpTestCase):
 
     def test_progress_of_a_running_backup(self):
         # Large enough that the copy, held back by zstd -19 on one-page steps, takes
-        # tens of seconds and its page count moves every few seconds.
-        self.slow_db("big", 30)
+        # tens of seconds and its page count moves every few seconds. The pipeline
+        # lets the copy run up to ~16 MiB ahead of compression (batches waiting to
+        # be hashed, blocks waiting for a compressor): a small fraction of 80 MiB,
+        # so the first progress seen is below half.
+        self.slow_db("big", 80)
         self.start_http()
         self.d.ctl("backup", "big", check=0)
 

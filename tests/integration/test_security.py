@@ -55,6 +55,11 @@ def proc_uid(pid):
     raise AssertionError("no Uid: line for pid %d" % pid)
 
 
+def proc_comm(pid):
+    with open("/proc/%d/comm" % pid) as f:
+        return f.read().strip()
+
+
 def nobody():
     try:
         return pwd.getpwnam("nobody").pw_uid
@@ -107,9 +112,13 @@ class NotDumpable(T.DaemonTestCase):
         self.assertEqual(proc_uid(p.pid), uid)
         # A dumpable process's /proc files belong to its user; these belong to root.
         self.assertEqual(proc_owner(p.pid), 0, "sqlbakd's /proc files belong to its user: it is dumpable")
-        # The check itself works: the same user's `sleep` is dumpable.
+        # The check itself works: the same user's `sleep` is dumpable. Between
+        # setpriv's change of user and its exec of sleep, the process is not
+        # dumpable (the kernel's rule for a process that changes credentials),
+        # so look only once it runs sleep.
         control = self.env.spawn(prefix + ["sleep", "60"])
-        T.wait_until(lambda: proc_uid(control.pid) == uid, what="sleep to run as uid %d" % uid)
+        T.wait_until(lambda: proc_uid(control.pid) == uid and proc_comm(control.pid) == "sleep",
+                     what="sleep to run as uid %d" % uid)
         self.assertEqual(proc_owner(control.pid), uid)
         control.kill()
         p.send_signal(signal.SIGTERM)
