@@ -1049,8 +1049,44 @@ class DaemonTestCase(EnvTestCase):
         return path
 
 
+def _shard():
+    """(I, N) from SQLBAK_TEST_SHARD=I/N (1 <= I <= N), or None when unset."""
+    spec = os.environ.get("SQLBAK_TEST_SHARD", "").strip()
+    if not spec:
+        return None
+    m = re.fullmatch(r"([0-9]+)/([0-9]+)", spec)
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        sys.stderr.write("SQLBAK_TEST_SHARD must be I/N with 1 <= I <= N, not %r\n" % spec)
+        sys.exit(2)
+    return int(m.group(1)), int(m.group(2))
+
+
+def _flatten(suite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
 def main():
+    """Runs the calling script's tests; with SQLBAK_TEST_SHARD=I/N only every Nth
+    of them (by name), from the Ith: CTest runs the longest scripts as several
+    tests (tests/integration/CMakeLists.txt) so that they spread over the cores."""
     seed()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_sigterm)
-    unittest.main(verbosity=2)
+    shard = _shard()
+    if shard is None:
+        unittest.main(verbosity=2)
+        return
+    index, count = shard
+    tests = sorted(_flatten(unittest.defaultTestLoader.loadTestsFromModule(sys.modules["__main__"])),
+                   key=lambda t: t.id())
+    mine = tests[index - 1::count]
+    sys.stderr.write("shard %d/%d: %d of %d tests\n" % (index, count, len(mine), len(tests)))
+    if not mine:
+        sys.stderr.write("shard %d/%d has no test: fewer tests than shards\n" % (index, count))
+        sys.exit(1)
+    result = unittest.TextTestRunner(verbosity=2).run(unittest.TestSuite(mine))
+    sys.exit(0 if result.wasSuccessful() else 1)
